@@ -1,0 +1,3 @@
+"""analysis — plots and tables from repsweep's netCDF output (Debian's python3-xarray,
+python3-netcdf4 and python3-matplotlib only). Run with Debian's interpreter:
+``/usr/bin/python3 -m analysis --help``."""

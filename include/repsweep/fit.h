@@ -1,0 +1,64 @@
+/* fit.h — fitting the effective theory's rates to a measured trajectory (Eq. 49).
+ *
+ * Owns: the least-squares fit of (1/tau_h, 1/tau_y) to the measured dh2, dyhat2 and w
+ * (unweighted sum of squared differences over the recorded epochs, Eq. 49 with dt = 1
+ * epoch), on the logarithms of the rates, with GSL's gsl_multifit_nlinear (trust region,
+ * Levenberg-Marquardt); the ODE starts from the measured epoch-0 values; the starting
+ * point is the best cell of a coarse log-spaced scan of both rates (what the authors did).
+ * Then 1/tau_ybar fitted the same way to the loss curve (Eq. 9) with the fitted ODE.
+ * A failed fit is a status in the result, never an abort: callers must have turned GSL's
+ * abort-on-error handler off (gsl_set_error_handler_off) — rs_fit_* do not touch global
+ * state themselves.
+ *
+ * Never: touches networks, files or MPI. */
+#ifndef REPSWEEP_FIT_H
+#define REPSWEEP_FIT_H
+
+#include <stddef.h>
+
+typedef struct {
+    double log10_rate_min;   /* scan range of both rates, log10 (default -6) */
+    double log10_rate_max;   /* (default 2) */
+    int scan_points;         /* points per rate in the scan (default 17, i.e. half-decades) */
+    size_t stride;           /* fit every stride-th epoch (default 1: every epoch) */
+    int max_iterations;      /* Levenberg-Marquardt iteration limit (default 200) */
+    double rel_tol;          /* ODE relative tolerance (default 1e-8) */
+} rs_fit_options;
+
+typedef struct {
+    int status;              /* RS_OK, RS_S_NOT_CONVERGED (iteration limit) or RS_S_FIT_FAILED */
+    double rate_h;           /* fitted 1/tau_h, per epoch */
+    double rate_y;           /* fitted 1/tau_y, per epoch */
+    double fit_loss;         /* Eq. 49: sum over fitted epochs and the 3 curves of squared residuals */
+    double fit_loss_rel;     /* fit_loss / sum over the same epochs of dh2^2 + dyhat2^2 + w^2 */
+    int converged;           /* 1 if the LM iteration met its tolerance */
+    int iterations;          /* LM iterations */
+    int ode_solves;          /* ODE integrations used (scan + LM), a cost measure */
+} rs_fit_result;
+
+typedef struct {
+    int status;              /* RS_OK or RS_S_FIT_FAILED */
+    double rate_ybar;        /* fitted 1/tau_ybar, per epoch */
+    double fit_loss;         /* sum of squared residuals of the loss curve */
+    double fit_loss_rel;     /* fit_loss / sum of loss^2 */
+} rs_fit_loss_result;
+
+/* Defaults as documented above. */
+void rs_fit_options_default(rs_fit_options *opt);
+
+/* Fit the rates to n epochs (epoch i at t = i) of measured dh2, dyhat2, w.
+ * Needs n >= 3 and dh2[0] > 0. Returns RS_OK when `res` is filled (check res->status),
+ * RS_E_INVALID / RS_E_NOMEM otherwise. */
+int rs_fit_rates(const double *dh2, const double *dyhat2, const double *w, size_t n,
+                 double input_gap2, double target_gap2, const rs_fit_options *opt,
+                 rs_fit_result *res);
+
+/* Fit 1/tau_ybar to n epochs of the measured loss, with the ODE at the fitted rates
+ * (fit->rate_h, fit->rate_y) started from the measured epoch-0 values, and
+ * ybar0_offset = mean predicted output at epoch 0 minus mean target. */
+int rs_fit_loss_rate(const double *loss, const double *dh2, const double *dyhat2,
+                     const double *w, size_t n, double input_gap2, double target_gap2,
+                     double ybar0_offset, const rs_fit_result *fit, const rs_fit_options *opt,
+                     rs_fit_loss_result *res);
+
+#endif

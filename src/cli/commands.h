@@ -1,0 +1,8 @@
+/* commands.h — the subcommands of `repsweep`; each parses its own argv and returns the
+ * process exit status (0 success, 1 runtime failure, 2 usage error). */
+#ifndef REPSWEEP_CLI_COMMANDS_H
+#define REPSWEEP_CLI_COMMANDS_H
+
+int cmd_trial(int argc, char **argv);
+
+#endif

@@ -1,0 +1,52 @@
+/* main.c — `repsweep`: dispatch to subcommands. The CLI is the only place that parses argv
+ * or exits. */
+#include <gsl/gsl_errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "commands.h"
+
+#ifndef REPSWEEP_VERSION
+#define REPSWEEP_VERSION "unknown"
+#endif
+#ifndef REPSWEEP_GIT_COMMIT
+#define REPSWEEP_GIT_COMMIT "unknown"
+#endif
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "usage: repsweep COMMAND [options]\n"
+            "\n"
+            "Train deep networks on two data points and compare how their hidden\n"
+            "representations move with the effective theory of van Rossem & Saxe (ICML 2024).\n"
+            "\n"
+            "commands:\n"
+            "  trial     train one network, fit the theory's rates, predict the final distance\n"
+            "\n"
+            "  repsweep COMMAND --help   shows a command's options\n"
+            "  repsweep --version        prints the version and git commit\n");
+}
+
+int main(int argc, char **argv)
+{
+    /* a failed fit or ODE solve must become a trial status, never an abort */
+    gsl_set_error_handler_off();
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    const char *cmd = argv[1];
+    if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0 || strcmp(cmd, "help") == 0) {
+        usage(stdout);
+        return 0;
+    }
+    if (strcmp(cmd, "--version") == 0) {
+        printf("repsweep %s (git %s)\n", REPSWEEP_VERSION, REPSWEEP_GIT_COMMIT);
+        return 0;
+    }
+    if (strcmp(cmd, "trial") == 0)
+        return cmd_trial(argc - 1, argv + 1);
+    fprintf(stderr, "repsweep: unknown command '%s' (expected: trial; see repsweep --help)\n", cmd);
+    return 2;
+}

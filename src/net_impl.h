@@ -1,0 +1,534 @@
+/* net_impl.h — the precision-generic network engine, compiled twice: net_f64.c includes it
+ * with REAL = double, net_f32.c with REAL = float (one source, no copied twins).
+ * Before including, define REAL, NI(name) (suffixes a name), GEMM (cblas_dgemm or
+ * cblas_sgemm). Everything here is static except the entry points named through NI().
+ *
+ * Layout: both data points are processed together; an activation of width n is a 2 x n
+ * row-major matrix (row p = point p). Dense weights are (out x in) row-major; convolution
+ * weights (c_out x c_in*k) row-major, i.e. PyTorch's (c_out, c_in, k). */
+#include <cblas.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "net_private.h"
+#include "repsweep/status.h"
+
+typedef struct {
+    int conv;           /* 0: dense, 1: convolution */
+    int in, out;        /* flattened widths */
+    int c_in, c_out, len_in, len_out, k;
+    size_t n_weight;    /* out*in (dense) or c_out*c_in*k (conv) */
+    REAL *W, *b;
+    REAL *gW, *gb;      /* gradient buffers, only for rs_net_loss_gradient */
+    REAL *mask;         /* dropout mask on this map's input (2 x in), NULL without dropout */
+    REAL *in_masked;    /* masked input of the training pass (2 x in), NULL without dropout */
+} NI(layer);
+
+struct NI(engine) {
+    const rs_arch *arch;
+    int S;                     /* stages */
+    NI(layer) *layer;          /* S + 1 maps: stages, then the output layer */
+    REAL x[2];                 /* the inputs */
+    REAL f[2];                 /* the outputs */
+    REAL **z, **a, **g;        /* per stage: pre-activation, activation, dL/da (2 x n) */
+    REAL *dz;                  /* scratch: dL/dz of the current stage (2 x max width) */
+    REAL *col, *dcol;          /* convolution scratch: (c_in*k) x len_out */
+    size_t bytes;
+};
+
+/* All memory goes through here, so rs_net_bytes can report it. 64-byte aligned, zeroed. */
+static REAL *NI(new_array)(struct NI(engine) *e, size_t n)
+{
+    size_t bytes = ((n * sizeof(REAL) + 63) / 64) * 64;
+    if (bytes == 0)
+        bytes = 64;
+    REAL *p = aligned_alloc(64, bytes);
+    if (p) {
+        memset(p, 0, bytes);
+        e->bytes += bytes;
+    }
+    return p;
+}
+
+/* ---- activations ---- */
+
+static inline REAL NI(act)(rs_activation kind, REAL z)
+{
+    switch (kind) {
+    case RS_ACT_LEAKY_RELU: return z > 0 ? z : (REAL)0.01 * z;
+    case RS_ACT_RELU: return z > 0 ? z : 0;
+    case RS_ACT_ELU: return z > 0 ? z : (REAL)expm1(z);
+    case RS_ACT_TANH: return (REAL)tanh(z);
+    case RS_ACT_SWISH: return z / (1 + (REAL)exp(-z));
+    case RS_ACT_IDENTITY: default: return z;
+    }
+}
+
+/* d act / d z at z (matches PyTorch's choice at the kinks: the left slope at z = 0). */
+static inline REAL NI(act_slope)(rs_activation kind, REAL z)
+{
+    switch (kind) {
+    case RS_ACT_LEAKY_RELU: return z > 0 ? 1 : (REAL)0.01;
+    case RS_ACT_RELU: return z > 0 ? 1 : 0;
+    case RS_ACT_ELU: return z > 0 ? 1 : (REAL)exp(z);
+    case RS_ACT_TANH: {
+        REAL t = (REAL)tanh(z);
+        return 1 - t * t;
+    }
+    case RS_ACT_SWISH: {
+        REAL s = 1 / (1 + (REAL)exp(-z));
+        return s * (1 + z * (1 - s));
+    }
+    case RS_ACT_IDENTITY: default: return 1;
+    }
+}
+
+/* ---- linear maps ---- */
+
+static void NI(im2col)(const NI(layer) *L, const REAL *in, REAL *col)
+{
+    for (int ci = 0; ci < L->c_in; ci++)
+        for (int j = 0; j < L->k; j++)
+            memcpy(col + ((size_t)ci * L->k + j) * L->len_out, in + (size_t)ci * L->len_in + j,
+                   (size_t)L->len_out * sizeof(REAL));
+}
+
+static void NI(col2im_add)(const NI(layer) *L, const REAL *dcol, REAL *gin)
+{
+    for (int ci = 0; ci < L->c_in; ci++)
+        for (int j = 0; j < L->k; j++) {
+            const REAL *src = dcol + ((size_t)ci * L->k + j) * L->len_out;
+            REAL *dst = gin + (size_t)ci * L->len_in + j;
+            for (int t = 0; t < L->len_out; t++)
+                dst[t] += src[t];
+        }
+}
+
+/* Dense forward for both points: z_p[i] = W[i,:] . in_p, reading each row of W once.
+ * Why not cblas_?gemm: OpenBLAS's kernels for this shape (2 x in times in x out, a matrix times
+ * two vectors) reach 13-15 GB/s on these machines, this loop ~27 GB/s, the memory bandwidth
+ * (tests/bench; forward of the default net 2.6 -> 1.4 ms in float64, 1.5 -> 0.66 ms in
+ * float32). GCC vector extensions (64-byte vectors: 8 doubles or 16 floats) keep it portable;
+ * target_clones picks AVX-512, AVX2 or baseline code at load time. The summation order is
+ * fixed by the code, not by the CPU: lane k sums the elements j = k mod LANES. */
+typedef REAL NI(vec) __attribute__((vector_size(64)));
+#define NI_LANES ((int)(64 / sizeof(REAL)))
+
+__attribute__((target_clones("avx512f", "avx2", "default")))
+static void NI(rows_dot2)(const REAL *W, int out, int in, const REAL *a0, const REAL *a1,
+                          REAL *z0, REAL *z1)
+{
+    for (int i = 0; i < out; i++) {
+        const REAL *w = W + (size_t)i * in;
+        NI(vec) s0 = {0}, s1 = {0};
+        int j = 0;
+        for (; j + NI_LANES <= in; j += NI_LANES) {
+            NI(vec) wv, x0, x1;
+            memcpy(&wv, w + j, sizeof wv);
+            memcpy(&x0, a0 + j, sizeof x0);
+            memcpy(&x1, a1 + j, sizeof x1);
+            s0 += wv * x0;
+            s1 += wv * x1;
+        }
+        REAL t0 = 0, t1 = 0;
+        for (; j < in; j++) {
+            t0 += w[j] * a0[j];
+            t1 += w[j] * a1[j];
+        }
+        for (int k = 0; k < NI_LANES; k++) {
+            t0 += s0[k];
+            t1 += s1[k];
+        }
+        z0[i] = t0;
+        z1[i] = t1;
+    }
+}
+
+/* z (2 x out) = map(in (2 x in)) + b */
+static void NI(map_forward)(struct NI(engine) *e, const NI(layer) *L, const REAL *in, REAL *z)
+{
+    if (!L->conv) {
+        NI(rows_dot2)(L->W, L->out, L->in, in, in + L->in, z, z + L->out);
+        for (int p = 0; p < 2; p++)
+            for (int j = 0; j < L->out; j++)
+                z[(size_t)p * L->out + j] += L->b[j];
+        return;
+    }
+    int ck = L->c_in * L->k;
+    for (int p = 0; p < 2; p++) {
+        REAL *zp = z + (size_t)p * L->out;
+        NI(im2col)(L, in + (size_t)p * L->in, e->col);
+        GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, L->c_out, L->len_out, ck, 1, L->W, ck,
+             e->col, L->len_out, 0, zp, L->len_out);
+        for (int co = 0; co < L->c_out; co++)
+            for (int t = 0; t < L->len_out; t++)
+                zp[(size_t)co * L->len_out + t] += L->b[co];
+    }
+}
+
+/* Rows of a dense weight matrix handled per block in the fused backward+update: 16 rows of
+ * 500 doubles (64 KB) stay in L2 between the two passes over them (measured best of 8..128
+ * on the default net). */
+#define FUSE_ROWS 16
+
+/* Backward through one map and its parameter step, fused so each weight is read from memory
+ * once: given dz (2 x out) and the map's input `in` (as used in the forward pass), add
+ * W^T dz into gin (2 x in; skipped if gin == NULL) using the weights *before* the step, then
+ * set  Wt = beta * Wt + alpha * dz^T in  (and likewise the bias), where (Wt, bt) are either the
+ * weights themselves (alpha = -lr, beta = 1: the gradient-descent step) or gradient buffers
+ * (alpha = 1, beta = 0). */
+static void NI(map_backward)(struct NI(engine) *e, const NI(layer) *L, const REAL *dz,
+                             const REAL *in, REAL *gin, REAL *Wt, REAL *bt, REAL alpha,
+                             REAL beta)
+{
+    if (!L->conv) {
+        for (int r0 = 0; r0 < L->out; r0 += FUSE_ROWS) {
+            int nb = L->out - r0 < FUSE_ROWS ? L->out - r0 : FUSE_ROWS;
+            if (gin)
+                GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 2, L->in, nb, 1, dz + r0,
+                     L->out, L->W + (size_t)r0 * L->in, L->in, 1, gin, L->in);
+            GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, nb, L->in, 2, alpha, dz + r0, L->out,
+                 in, L->in, beta, Wt + (size_t)r0 * L->in, L->in);
+        }
+        for (int j = 0; j < L->out; j++)
+            bt[j] = beta * bt[j] + alpha * (dz[j] + dz[L->out + j]);
+        return;
+    }
+    int ck = L->c_in * L->k;
+    if (gin)
+        for (int p = 0; p < 2; p++) {
+            GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, ck, L->len_out, L->c_out, 1, L->W, ck,
+                 dz + (size_t)p * L->out, L->len_out, 0, e->dcol, L->len_out);
+            NI(col2im_add)(L, e->dcol, gin + (size_t)p * L->in);
+        }
+    for (int p = 0; p < 2; p++) {
+        NI(im2col)(L, in + (size_t)p * L->in, e->col);
+        GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, L->c_out, ck, L->len_out, alpha,
+             dz + (size_t)p * L->out, L->len_out, e->col, L->len_out, p == 0 ? beta : 1, Wt, ck);
+    }
+    for (int co = 0; co < L->c_out; co++) {
+        REAL s = 0;
+        for (int p = 0; p < 2; p++)
+            for (int t = 0; t < L->len_out; t++)
+                s += dz[(size_t)p * L->out + (size_t)co * L->len_out + t];
+        bt[co] = beta * bt[co] + alpha * s;
+    }
+}
+
+/* ---- the network ---- */
+
+/* Input of map s in the forward pass: x for the first map, else the previous activation;
+ * masked (into L->in_masked) in the training pass of a dropout net. */
+static const REAL *NI(map_input)(struct NI(engine) *e, int s, int training)
+{
+    const REAL *in = s == 0 ? e->x : e->a[s - 1];
+    NI(layer) *L = &e->layer[s];
+    if (!training || !L->mask)
+        return in;
+    for (size_t i = 0; i < 2 * (size_t)L->in; i++)
+        L->in_masked[i] = in[i] * L->mask[i];
+    return L->in_masked;
+}
+
+static void NI(forward)(struct NI(engine) *e, int training)
+{
+    rs_activation act = e->arch->activation;
+    for (int s = 0; s < e->S; s++) {
+        NI(layer) *L = &e->layer[s];
+        NI(map_forward)(e, L, NI(map_input)(e, s, training), e->z[s]);
+        size_t n = 2 * (size_t)L->out;
+        for (size_t i = 0; i < n; i++)
+            e->a[s][i] = NI(act)(act, e->z[s][i]);
+        if (e->arch->skip && s >= 1) {
+            if (s == 1) { /* the stage two before is the input: width 1, added to every unit */
+                for (int p = 0; p < 2; p++)
+                    for (int j = 0; j < L->out; j++)
+                        e->a[1][(size_t)p * L->out + j] += e->x[p];
+            } else {
+                for (size_t i = 0; i < n; i++)
+                    e->a[s][i] += e->a[s - 2][i];
+            }
+        }
+    }
+    NI(layer) *O = &e->layer[e->S];
+    NI(map_forward)(e, O, NI(map_input)(e, e->S, training), e->f);
+}
+
+/* Backward pass from the outputs; either steps the weights (grad == 0) or writes the
+ * gradient into the layers' gW/gb. Needs a preceding forward(training = 1). */
+static void NI(backward)(struct NI(engine) *e, const rs_pair *d, REAL lr, int grad)
+{
+    rs_activation act = e->arch->activation;
+    int S = e->S;
+    REAL alpha = grad ? 1 : -lr, beta = grad ? 0 : 1;
+    /* L = 1/4 sum_p (f_p - y_p)^2, so dL/df_p = (f_p - y_p) / 2 */
+    REAL df[2] = {(e->f[0] - (REAL)d->y[0]) / 2, (e->f[1] - (REAL)d->y[1]) / 2};
+
+    for (int s = S; s >= 0; s--) {
+        NI(layer) *L = &e->layer[s];
+        const REAL *dz = df;
+        if (s < S) { /* dz = g[s] * act'(z[s]) */
+            size_t n = 2 * (size_t)L->out;
+            for (size_t i = 0; i < n; i++)
+                e->dz[i] = e->g[s][i] * NI(act_slope)(act, e->z[s][i]);
+            dz = e->dz;
+        }
+        REAL *gin = s > 0 ? e->g[s - 1] : NULL;
+        if (gin)
+            memset(gin, 0, 2 * (size_t)L->in * sizeof(REAL));
+        const REAL *in = (L->mask) ? L->in_masked : (s == 0 ? e->x : e->a[s - 1]);
+        NI(map_backward)(e, L, dz, in, gin, grad ? L->gW : L->W, grad ? L->gb : L->b, alpha,
+                         beta);
+        if (!gin)
+            continue;
+        if (L->mask)
+            for (size_t i = 0; i < 2 * (size_t)L->in; i++)
+                gin[i] *= L->mask[i];
+        /* skip: a[s+1] += a[s-1], so dL/da[s-1] also receives g[s+1] */
+        if (e->arch->skip && s + 1 < S)
+            for (size_t i = 0; i < 2 * (size_t)L->in; i++)
+                gin[i] += e->g[s + 1][i];
+    }
+}
+
+static void NI(set_inputs)(struct NI(engine) *e, const rs_pair *d)
+{
+    e->x[0] = (REAL)d->x[0];
+    e->x[1] = (REAL)d->x[1];
+}
+
+static void NI(fill_probe)(struct NI(engine) *e, const rs_pair *d, rs_probe *pr,
+                           double *dh2_stages)
+{
+    int obs = rs_arch_observed_stage(e->arch);
+    for (int s = 0; s < e->S; s++) {
+        if (!dh2_stages && s != obs)
+            continue;
+        int n = e->layer[s].out;
+        const REAL *a = e->a[s];
+        double acc = 0;
+        for (int j = 0; j < n; j++) {
+            double diff = (double)a[n + j] - (double)a[j];
+            acc += diff * diff;
+        }
+        if (dh2_stages)
+            dh2_stages[s] = acc;
+        if (s == obs && pr)
+            pr->dh2 = acc;
+    }
+    if (!pr)
+        return;
+    double f1 = e->f[0], f2 = e->f[1];
+    double df = f2 - f1, dy = d->y[1] - d->y[0];
+    pr->dyhat2 = df * df;
+    pr->w = df * df - df * dy;
+    pr->loss = 0.25 * ((f1 - d->y[0]) * (f1 - d->y[0]) + (f2 - d->y[1]) * (f2 - d->y[1]));
+    pr->yhat_mean = 0.5 * (f1 + f2);
+}
+
+/* ---- entry points (see net_private.h) ---- */
+
+static int NI(alloc_layer)(struct NI(engine) *e, NI(layer) *L, int dropout)
+{
+    L->W = NI(new_array)(e, L->n_weight);
+    L->b = NI(new_array)(e, (size_t)(L->conv ? L->c_out : L->out));
+    if (!L->W || !L->b)
+        return RS_E_NOMEM;
+    if (dropout) {
+        L->mask = NI(new_array)(e, 2 * (size_t)L->in);
+        L->in_masked = NI(new_array)(e, 2 * (size_t)L->in);
+        if (!L->mask || !L->in_masked)
+            return RS_E_NOMEM;
+        for (size_t i = 0; i < 2 * (size_t)L->in; i++)
+            L->mask[i] = 1;
+    }
+    return RS_OK;
+}
+
+void NI(engine_free)(struct NI(engine) *e)
+{
+    if (!e)
+        return;
+    if (e->layer)
+        for (int s = 0; s <= e->S; s++) {
+            NI(layer) *L = &e->layer[s];
+            free(L->W);
+            free(L->b);
+            free(L->gW);
+            free(L->gb);
+            free(L->mask);
+            free(L->in_masked);
+        }
+    for (int s = 0; e->z && s < e->S; s++) {
+        free(e->z[s]);
+        free(e->a[s]);
+        free(e->g[s]);
+    }
+    free(e->layer);
+    free(e->z);
+    free(e->a);
+    free(e->g);
+    free(e->dz);
+    free(e->col);
+    free(e->dcol);
+    free(e);
+}
+
+struct NI(engine) *NI(engine_alloc)(const rs_arch *arch, const rs_map_shape *shapes, int S)
+{
+    struct NI(engine) *e = calloc(1, sizeof *e);
+    if (!e)
+        return NULL;
+    e->arch = arch;
+    e->S = S;
+    e->layer = calloc((size_t)S + 1, sizeof *e->layer);
+    e->z = calloc((size_t)S, sizeof *e->z);
+    e->a = calloc((size_t)S, sizeof *e->a);
+    e->g = calloc((size_t)S, sizeof *e->g);
+    if (!e->layer || !e->z || !e->a || !e->g)
+        goto fail;
+    size_t max_width = 1, max_col = 1;
+    for (int s = 0; s <= S; s++) {
+        NI(layer) *L = &e->layer[s];
+        const rs_map_shape *m = &shapes[s];
+        L->conv = m->conv;
+        L->in = m->in;
+        L->out = m->out;
+        L->c_in = m->c_in;
+        L->c_out = m->c_out;
+        L->len_in = m->len_in;
+        L->len_out = m->len_out;
+        L->k = m->k;
+        L->n_weight = m->n_weight;
+        if (NI(alloc_layer)(e, L, arch->dropout > 0) != RS_OK)
+            goto fail;
+        if ((size_t)L->out > max_width)
+            max_width = (size_t)L->out;
+        if (L->conv && (size_t)L->c_in * L->k * L->len_out > max_col)
+            max_col = (size_t)L->c_in * L->k * L->len_out;
+        if (s < S) {
+            e->z[s] = NI(new_array)(e, 2 * (size_t)L->out);
+            e->a[s] = NI(new_array)(e, 2 * (size_t)L->out);
+            e->g[s] = NI(new_array)(e, 2 * (size_t)L->out);
+            if (!e->z[s] || !e->a[s] || !e->g[s])
+                goto fail;
+        }
+    }
+    e->dz = NI(new_array)(e, 2 * max_width);
+    e->col = NI(new_array)(e, max_col);
+    e->dcol = NI(new_array)(e, max_col);
+    if (!e->dz || !e->col || !e->dcol)
+        goto fail;
+    return e;
+fail:
+    NI(engine_free)(e);
+    return NULL;
+}
+
+size_t NI(engine_bytes)(const struct NI(engine) *e) { return e->bytes; }
+
+/* Xavier-normal: the deviates come from net.c's `normal` (GSL's ziggurat; GSL's randist
+ * header cannot be included beside OpenBLAS's cblas.h) in double, in tensor order, so both
+ * precisions start from the same (rounded) weights. */
+void NI(engine_init)(struct NI(engine) *e, double gain, rs_normal_fn normal, void *ctx,
+                     const rs_map_shape *shapes)
+{
+    for (int s = 0; s <= e->S; s++) {
+        NI(layer) *L = &e->layer[s];
+        double sd = gain * sqrt(2.0 / (shapes[s].fan_in + shapes[s].fan_out));
+        for (size_t i = 0; i < L->n_weight; i++)
+            L->W[i] = (REAL)normal(ctx, sd);
+        memset(L->b, 0, (size_t)(L->conv ? L->c_out : L->out) * sizeof(REAL));
+    }
+}
+
+/* Inverted dropout: keep with probability 1-p, scale kept units by 1/(1-p). */
+void NI(engine_draw_dropout)(struct NI(engine) *e, double p, gsl_rng *r)
+{
+    REAL keep_scale = (REAL)(1.0 / (1.0 - p));
+    for (int s = 0; s <= e->S; s++) {
+        NI(layer) *L = &e->layer[s];
+        for (size_t i = 0; L->mask && i < 2 * (size_t)L->in; i++)
+            L->mask[i] = gsl_rng_uniform(r) < p ? 0 : keep_scale;
+    }
+}
+
+static int NI(finite)(const struct NI(engine) *e)
+{
+    return isfinite(e->f[0]) && isfinite(e->f[1]);
+}
+
+int NI(engine_probe)(struct NI(engine) *e, const rs_pair *d, rs_probe *pr, double *dh2_stages)
+{
+    NI(set_inputs)(e, d);
+    NI(forward)(e, 0);
+    NI(fill_probe)(e, d, pr, dh2_stages);
+    return NI(finite)(e) ? RS_OK : RS_S_DIVERGED;
+}
+
+int NI(engine_epoch)(struct NI(engine) *e, const rs_pair *d, double lr, rs_probe *pr,
+                     double *dh2_stages, double dropout, gsl_rng *r)
+{
+    NI(set_inputs)(e, d);
+    NI(forward)(e, 0);
+    if (pr || dh2_stages)
+        NI(fill_probe)(e, d, pr, dh2_stages);
+    if (!NI(finite)(e))
+        return RS_S_DIVERGED;
+    if (dropout > 0) { /* the training pass differs from the evaluation pass */
+        NI(engine_draw_dropout)(e, dropout, r);
+        NI(forward)(e, 1);
+    }
+    NI(backward)(e, d, (REAL)lr, 0);
+    return RS_OK;
+}
+
+int NI(engine_loss_gradient)(struct NI(engine) *e, const rs_pair *d, double *loss, double *grad)
+{
+    for (int s = 0; s <= e->S; s++) {
+        NI(layer) *L = &e->layer[s];
+        if (!L->gW) {
+            L->gW = NI(new_array)(e, L->n_weight);
+            L->gb = NI(new_array)(e, (size_t)(L->conv ? L->c_out : L->out));
+            if (!L->gW || !L->gb)
+                return RS_E_NOMEM;
+        }
+    }
+    NI(set_inputs)(e, d);
+    NI(forward)(e, 1);
+    double f1 = e->f[0], f2 = e->f[1];
+    *loss = 0.25 * ((f1 - d->y[0]) * (f1 - d->y[0]) + (f2 - d->y[1]) * (f2 - d->y[1]));
+    NI(backward)(e, d, 0, 1);
+    size_t off = 0;
+    for (int s = 0; s <= e->S; s++) {
+        NI(layer) *L = &e->layer[s];
+        size_t nb = (size_t)(L->conv ? L->c_out : L->out);
+        for (size_t i = 0; i < L->n_weight; i++)
+            grad[off++] = L->gW[i];
+        for (size_t i = 0; i < nb; i++)
+            grad[off++] = L->gb[i];
+    }
+    return RS_OK;
+}
+
+void NI(engine_params)(struct NI(engine) *e, double *out, const double *in)
+{
+    size_t off = 0;
+    for (int s = 0; s <= e->S; s++) {
+        NI(layer) *L = &e->layer[s];
+        size_t nb = (size_t)(L->conv ? L->c_out : L->out);
+        for (size_t i = 0; i < L->n_weight; i++, off++) {
+            if (out)
+                out[off] = L->W[i];
+            else
+                L->W[i] = (REAL)in[off];
+        }
+        for (size_t i = 0; i < nb; i++, off++) {
+            if (out)
+                out[off] = L->b[i];
+            else
+                L->b[i] = (REAL)in[off];
+        }
+    }
+}
