@@ -47,15 +47,27 @@ typedef struct {
 void rs_fit_options_default(rs_fit_options *opt);
 
 /* Fit the rates to n epochs (epoch i at t = i) of measured dh2, dyhat2, w.
- * Needs n >= 3 and dh2[0] > 0. Returns RS_OK when `res` is filled (check res->status),
- * RS_E_INVALID / RS_E_NOMEM otherwise. */
+ * Needs n >= 3, at least 3 fitted epochs, dh2[0] > 0 and finite data; opt may be NULL
+ * (defaults). The scan and a first, multi-start Levenberg-Marquardt stage (from the best
+ * scan cells and from the rate ratio Eq. 24 gives) use every k-th fitted epoch (at most 300
+ * of them) at a relative tolerance of max(rel_tol, 1e-6); the final Levenberg-Marquardt
+ * stage uses every fitted epoch at rel_tol, and res->iterations, converged and status are
+ * its. A flat scan cost (e.g. a trajectory sitting at a fixed point from epoch 0: no rate
+ * is identifiable) gives res->status = RS_S_FIT_FAILED. Fitted rates are at least
+ * 10^(log10_rate_min - 6) (1e-12 per epoch by default): a rate the data do not constrain
+ * (e.g. rate_h when dh2 moves against the theory's sign) comes back at that floor.
+ * Returns RS_OK when `res` is filled (check res->status), RS_E_INVALID / RS_E_NOMEM
+ * otherwise. */
 int rs_fit_rates(const double *dh2, const double *dyhat2, const double *w, size_t n,
                  double input_gap2, double target_gap2, const rs_fit_options *opt,
                  rs_fit_result *res);
 
 /* Fit 1/tau_ybar to n epochs of the measured loss, with the ODE at the fitted rates
  * (fit->rate_h, fit->rate_y) started from the measured epoch-0 values, and
- * ybar0_offset = mean predicted output at epoch 0 minus mean target. */
+ * ybar0_offset = mean predicted output at epoch 0 minus mean target. Uses the same epochs
+ * (opt->stride) as rs_fit_rates; opt may be NULL. ybar0_offset == 0 leaves nothing to fit:
+ * res->status = RS_S_FIT_FAILED. Returns RS_OK when `res` is filled, RS_E_INVALID /
+ * RS_E_NOMEM otherwise. */
 int rs_fit_loss_rate(const double *loss, const double *dh2, const double *dyhat2,
                      const double *w, size_t n, double input_gap2, double target_gap2,
                      double ybar0_offset, const rs_fit_result *fit, const rs_fit_options *opt,

@@ -1,7 +1,10 @@
 /* theory.h — the effective theory of the two-point interaction (van Rossem & Saxe 2024).
  *
  * Owns: the 3-variable ODE of Eq. 7 in (dh2, dyhat2, w), integrated with GSL's gsl_odeiv2
- * (msbdf, a stiff multistep method with the analytic Jacobian); the stable fixed point
+ * (msbdf, a stiff multistep method with the analytic Jacobian) in an equivalent smooth form:
+ * a = +-sqrt(dh2), p = dyhat2/dh2, q = (dyhat2 - w)/a obey a polynomial system with no
+ * 1/dh2 singularity (derived in theory.c from Eq. 17 and 19, the assumptions of Eq. 7), so
+ * trajectories on which dh2 touches 0 and recovers are integrated too; the stable fixed point
  * (Eq. 10) with its terms A_high and A_low (Eq. 11); the exact identical-target solution
  * (Eq. 39-40, corrected: the exponent carries the rate, exp(-A_high t / tau_y)); and the
  * training loss (Eq. 9, corrected: the mean-output term decays with tau_ybar, not tau_y).
@@ -39,12 +42,18 @@ rs_theory_solver *rs_theory_solver_alloc(double rel_tol);
 void rs_theory_solver_free(rs_theory_solver *s);
 
 /* Integrate Eq. 7 from `init` at t = times[0] and write the state at every times[i]
- * (times strictly increasing) into out[i]. Returns RS_OK; RS_S_COLLAPSED if dh2 reached
- * the collapse floor (dh2 <= 1e-280 or 1e-200 relative to its start): out[] from there on holds
- * the limit (0, 0, 0) when target_gap2 == 0 — the only case where it can happen — and the
- * status says so; RS_E_ODE if the integrator failed otherwise (out[] from the failure on is
- * NaN-free but meaningless, filled with the last good state); RS_E_INVALID for bad arguments
- * (non-positive rates, dh2 <= 0 at start, NULLs). Never returns NaN in out[]. */
+ * (times strictly increasing) into out[i]; out[0] = init. The error control is relative
+ * (rel_tol) down to an absolute floor of 1e-12 * rel_tol times each variable's initial scale.
+ * Returns RS_OK; RS_S_COLLAPSED when target_gap2 == 0 and dh2 fell to the collapse floor
+ * max(1e-300, 1e-24 * init.dh2) (identical targets with A_high < 0: dh2 -> 0 exponentially):
+ * out[] from there on holds the limit (0, 0, 0); RS_E_ODE if the integrator failed or hit
+ * its step limit (out[] from the failure on is NaN-free but meaningless, filled with the last
+ * good state); RS_E_INVALID for bad arguments (NULLs, n == 0, rates not positive and finite,
+ * negative or non-finite gaps, init.dh2 < DBL_MIN or a non-finite init, times not finite and
+ * strictly increasing). With target_gap2 > 0 there is no collapse: dh2 can touch 0 in finite
+ * time and grow again (f2 - f1 of the wrong sign with A_high < 0: by Eq. 24 the decoder
+ * factor cannot flip, so the representation does) and the solve continues through it.
+ * Never returns NaN in out[]. */
 int rs_theory_solve(rs_theory_solver *s, const rs_theory_params *p, rs_theory_state init,
                     const double *times, size_t n, rs_theory_state *out);
 
@@ -57,7 +66,10 @@ void rs_theory_fixed_point(const rs_theory_params *p, rs_theory_state init,
 
 /* Exact solution for identical targets (target_gap2 == 0, so w == dyhat2), Eq. 39-40 corrected:
  * dh2(t) = A_high / (1 + (A_high/dh2(0) - 1) exp(-A_high t rate_y)), and dyhat2 from Eq. 24:
- * dyhat2 = (rate_y/rate_h)/input_gap2 * dh2 * (dh2 - A_high). Requires init.w == init.dyhat2. */
+ * dyhat2 = (rate_y/rate_h)/input_gap2 * dh2 * (dh2 - A_high). Requires init.w == init.dyhat2.
+ * Evaluated in equivalent forms free of overflow and cancellation (also for A_high <= 0 and
+ * input_gap2 == 0): 1/dh2 = e^-x/dh2(0) + (1 - e^-x)/A_high and
+ * dyhat2 = dyhat2(0) (dh2/dh2(0))^2 e^-x, with x = A_high rate_y t; w = dyhat2. */
 rs_theory_state rs_theory_exact_identical_targets(const rs_theory_params *p, rs_theory_state init,
                                                   double t);
 

@@ -1,0 +1,656 @@
+/* fit.c — least-squares fit of the theory's rates to a measured trajectory (see fit.h).
+ *
+ * Objective (Eq. 49 with dt = 1 epoch): the unweighted sum over the fitted epochs
+ * k = 0, stride, 2 stride, ... < n of (dh2 - dh2_ode)^2 + (dyhat2 - dyhat2_ode)^2 +
+ * (w - w_ode)^2, the ODE (Eq. 7) started from the measured epoch-0 values, over the
+ * parameters x = (ln rate_h, ln rate_y). Steps:
+ *  1. a coarse scan of a log-spaced grid of both rates (the authors' starting point), on a
+ *     subsample of the epochs (below);
+ *  2. a short Levenberg-Marquardt (gsl_multifit_nlinear, trust region) on the same
+ *     subsample from several starts: the MAX_STARTS = 4 lowest cells of the grid, and the
+ *     best point of a 1-D scan along the rate ratio that Eq. 24 gives directly (see
+ *     invariant_log_ratio). The cost of a trajectory still far from its fixed point (e.g.
+ *     f2 - f1 starting with the wrong sign) has a narrow valley along rate_h/rate_y ~ const
+ *     that can hold several minima, and the lowest grid cell need not lie in the global
+ *     one's basin. Measured on random synthetic fits (T = 0.5, 1% noise, rates 3e-4..3e-2,
+ *     half of them of the wrong sign): from the best cell alone 2 of 40 ended in a wrong
+ *     minimum; with these starts 1 of 200 did (a trajectory passing within 1e-4 of
+ *     dh2 = 0, whose cost is rugged at the 2% scale: 7% off, at 3x the noise-level cost);
+ *  3. Levenberg-Marquardt on every fitted epoch from the best result of step 2; its
+ *     iterations, convergence and status are the ones reported.
+ * The residuals handed to GSL are divided by one constant, the RMS of the fitted data,
+ * which leaves the minimiser unchanged but puts the cost on a scale of order 1: GSL's
+ * gradient test compares against max(cost, 1), which would otherwise misfire for data of
+ * small magnitude (the rich regime, dh2 ~ 1e-4).
+ * The loss rate 1/tau_ybar is then fitted the same way to the loss curve (Eq. 9), with
+ * the ODE held at the fitted rates.
+ *
+ * Numerical choices, each for a reason:
+ *  - Steps 1-2 integrate only every sub-th fitted epoch, sub chosen so that at most
+ *    SCAN_MAX_EPOCHS = 300 remain, at the relative tolerance SCAN_REL_TOL = 1e-6 (or
+ *    opt->rel_tol if looser): they only have to find the right basin, and a solve costs
+ *    about one solver step per output time plus the steps its tolerance needs. Step 3
+ *    then starts next to the optimum and needs few (~10-20) full-resolution solves.
+ *    Measured at n = 6000 (this machine, 2 cores, shared): 0.08-0.19 s per fit, of which
+ *    the 289-cell scan is about half; ~450 ODE solves in all.
+ *  - The Jacobian is by forward differences in x with step fd_step(rel_tol) ~ 1e-3, not
+ *    GSL's ~1e-8: an adaptive ODE solution is only piecewise smooth in its parameters
+ *    (jumps of the order of its tolerance when the step sequence changes), so the step
+ *    must be large compared with rel_tol for the difference quotient to mean anything.
+ *    The residual at the base point is reused from GSL's last evaluation when it matches
+ *    (GSL evaluates f at a trial point and then asks for the Jacobian there), so one
+ *    Jacobian costs 2 ODE solves.
+ *  - A failed ODE solve (RS_E_ODE, RS_E_INVALID for overflowing rates) gives every scaled
+ *    residual the value FAIL_RESIDUAL = 1e3, i.e. a cost about 1e6 times that of fitting
+ *    nothing at all: finite, so GSL stays well defined, and large, so the trust region
+ *    rejects the step and shrinks. A collapse (RS_S_COLLAPSED) is a valid solution: its
+ *    filled-in zeros are the true limit.
+ *  - Rates are held at or above a floor 6 decades below the scan's range (rate_of).
+ *  - GSL_ENOPROG from the driver (no trial step lowers the cost, however small the trust
+ *    region) means the iterate sits at a minimum to within the ODE's noise; it counts as
+ *    converged.
+ * Allocation happens once per fit; a residual evaluation allocates nothing. */
+#include "repsweep/fit.h"
+#include "repsweep/status.h"
+#include "repsweep/theory.h"
+
+#include <float.h>
+#include <math.h>
+#include <stdlib.h>
+
+#include <gsl/gsl_errno.h>
+#include <gsl/gsl_math.h>
+#include <gsl/gsl_multifit_nlinear.h>
+#include <gsl/gsl_vector.h>
+
+#define SCAN_MAX_EPOCHS 300
+#define SCAN_REL_TOL 1e-6
+#define MAX_STARTS 4
+#define COARSE_XTOL 1e-4
+#define FAIL_RESIDUAL 1e3
+#define LM_XTOL 1e-8
+#define LM_GTOL 1e-8
+#define LM_FTOL 1e-8 /* GSL 2.7 ignores ftol; passed for completeness */
+
+static double fd_step(double rel_tol)
+{
+    double h = 10.0 * sqrt(rel_tol);
+    return h < 1e-6 ? 1e-6 : (h > 1e-2 ? 1e-2 : h);
+}
+
+void rs_fit_options_default(rs_fit_options *opt)
+{
+    if (!opt)
+        return;
+    opt->log10_rate_min = -6.0;
+    opt->log10_rate_max = 2.0;
+    opt->scan_points = 17;
+    opt->stride = 1;
+    opt->max_iterations = 200;
+    opt->rel_tol = 1e-8;
+}
+
+static int options_ok(const rs_fit_options *o)
+{
+    return isfinite(o->log10_rate_min) && isfinite(o->log10_rate_max) &&
+           o->log10_rate_min <= o->log10_rate_max && o->scan_points >= 1 && o->stride >= 1 &&
+           o->max_iterations >= 1 && o->rel_tol > 0.0 && o->rel_tol < 1.0;
+}
+
+static int all_finite(const double *x, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!isfinite(x[i]))
+            return 0;
+    return 1;
+}
+
+/* log10 of grid point i of a scan with `points` points over [lo, hi]. */
+static double grid(double lo, double hi, int points, int i)
+{
+    return points > 1 ? lo + (hi - lo) * i / (points - 1) : 0.5 * (lo + hi);
+}
+
+static double sum_sq(const double *f, size_t n)
+{
+    double s = 0.0;
+    for (size_t i = 0; i < n; i++)
+        s += f[i] * f[i];
+    return s;
+}
+
+/* ---- the rate fit ---- */
+
+/* One resolution of the problem: the epochs it integrates (k of them, epoch j sub stride),
+ * the solver it uses, and a least-squares workspace sized for it. */
+typedef struct {
+    rs_theory_solver *solver;
+    double *times;
+    size_t k, sub;
+    gsl_multifit_nlinear_fdf fdf;
+    gsl_multifit_nlinear_workspace *work;
+} level;
+
+typedef struct {
+    const double *data[3];  /* measured dh2, dyhat2, w */
+    size_t stride, m;       /* epoch stride and number of fitted epochs */
+    rs_theory_params par;
+    rs_theory_state init;   /* measured epoch-0 values */
+    double inv_scale;       /* 1 / RMS of the fitted data */
+    level full;             /* every fitted epoch at opt->rel_tol */
+    level coarse;           /* the scan's subsample at max(opt->rel_tol, SCAN_REL_TOL) */
+    const level *lv;        /* the level the least-squares callbacks work on */
+    rs_theory_state *model; /* m */
+    double *scan_cost;      /* scan_points^2 */
+    gsl_vector *x_last;     /* FD cache: the last point f was evaluated at ... */
+    gsl_vector *f_last;     /* ... and its residuals (3m) */
+    gsl_vector *f_work;     /* residuals at a perturbed point (3m) */
+    int have_last;
+    double h_fd;
+    double ln_floor;        /* ln of the smallest rate the model uses (see rate_of) */
+    int ode_solves;
+} rate_ctx;
+
+/* The rate a parameter x = ln rate stands for. Rates below the floor (6 decades under the
+ * scan's range, 1e-12 per epoch by default) are indistinguishable from 0 over any run
+ * (under 1e-6 of a change in 1e6 epochs) and are held at the floor: Levenberg-Marquardt
+ * otherwise drives a rate the data do not constrain towards 0 without end, into denormal
+ * arithmetic (measured: rate_y -> 1e-271 made a solve 15x slower) and absurd reports. */
+static double rate_of(const rate_ctx *c, double x)
+{
+    return exp(fmax(x, c->ln_floor));
+}
+
+/* Scaled residuals of level l at x = (ln rate_h, ln rate_y) into f (3k), 3 per epoch;
+ * returns their sum of squares, or INFINITY if the solve failed (f is then FAIL_RESIDUAL
+ * everywhere, the finite stand-in Levenberg-Marquardt sees). */
+static double eval(rate_ctx *c, const level *l, const double x[2], double *f)
+{
+    rs_theory_params p = c->par;
+    p.rate_h = rate_of(c, x[0]);
+    p.rate_y = rate_of(c, x[1]);
+    c->ode_solves++;
+    const int st = rs_theory_solve(l->solver, &p, c->init, l->times, l->k, c->model);
+    const int ok = st == RS_OK || st == RS_S_COLLAPSED;
+    for (size_t j = 0; j < l->k; j++) {
+        const size_t e = j * l->sub * c->stride;
+        const rs_theory_state s = c->model[j];
+        f[3 * j] = ok ? (c->data[0][e] - s.dh2) * c->inv_scale : FAIL_RESIDUAL;
+        f[3 * j + 1] = ok ? (c->data[1][e] - s.dyhat2) * c->inv_scale : FAIL_RESIDUAL;
+        f[3 * j + 2] = ok ? (c->data[2][e] - s.w) * c->inv_scale : FAIL_RESIDUAL;
+    }
+    return ok ? sum_sq(f, 3 * l->k) : INFINITY;
+}
+
+static int lm_f(const gsl_vector *xv, void *params, gsl_vector *f)
+{
+    rate_ctx *c = params;
+    const double x[2] = {gsl_vector_get(xv, 0), gsl_vector_get(xv, 1)};
+    eval(c, c->lv, x, f->data); /* f is GSL's own gsl_vector_alloc'ed vector: stride 1 */
+    gsl_vector_memcpy(c->x_last, xv);
+    for (size_t i = 0; i < f->size; i++)
+        c->f_last->data[i] = f->data[i];
+    c->have_last = 1;
+    return GSL_SUCCESS;
+}
+
+/* Forward differences (see the top of the file for the step). */
+static int lm_df(const gsl_vector *xv, void *params, gsl_matrix *J)
+{
+    rate_ctx *c = params;
+    const double x0[2] = {gsl_vector_get(xv, 0), gsl_vector_get(xv, 1)};
+    const size_t n = J->size1;
+    if (!c->have_last || gsl_vector_get(c->x_last, 0) != x0[0] ||
+        gsl_vector_get(c->x_last, 1) != x0[1]) {
+        eval(c, c->lv, x0, c->f_last->data);
+        gsl_vector_memcpy(c->x_last, xv);
+        c->have_last = 1;
+    }
+    for (size_t j = 0; j < 2; j++) {
+        double x[2] = {x0[0], x0[1]};
+        x[j] += c->h_fd;
+        eval(c, c->lv, x, c->f_work->data);
+        for (size_t i = 0; i < n; i++)
+            gsl_matrix_set(J, i, j, (c->f_work->data[i] - c->f_last->data[i]) / c->h_fd);
+    }
+    return GSL_SUCCESS;
+}
+
+/* Grid point (i, j) of the scan as x = (ln rate_h, ln rate_y). */
+static void grid_x(const rs_fit_options *o, int i, int j, double x[2])
+{
+    x[0] = M_LN10 * grid(o->log10_rate_min, o->log10_rate_max, o->scan_points, i);
+    x[1] = M_LN10 * grid(o->log10_rate_min, o->log10_rate_max, o->scan_points, j);
+}
+
+/* Coarse scan (step 1) into c->scan_cost. Returns 1 if some cell has a finite cost and the
+ * costs are not all equal: a flat cost (a trajectory sitting at a fixed point from epoch 0)
+ * means the rates are not identifiable. Costs are in units of the data's mean square, so
+ * 3k is the cost of a model that is identically 0; "flat" is a spread below 1e-12 of that,
+ * i.e. RMS differences below 1e-6 of the data. */
+static int scan_rates(rate_ctx *c, const rs_fit_options *o)
+{
+    const int P = o->scan_points;
+    double lo = INFINITY, hi = -INFINITY;
+    for (int i = 0; i < P; i++) {
+        for (int j = 0; j < P; j++) {
+            double x[2];
+            grid_x(o, i, j, x);
+            const double cost = eval(c, &c->coarse, x, c->f_work->data);
+            c->scan_cost[i * P + j] = cost;
+            if (isfinite(cost)) {
+                lo = fmin(lo, cost);
+                hi = fmax(hi, cost);
+            }
+        }
+    }
+    return isfinite(lo) && hi - lo > 1e-12 * 3.0 * (double)c->coarse.k;
+}
+
+/* The starting cells: the MAX_STARTS lowest finite cells of the scan, lowest first. Not
+ * just the lowest one, nor only local minima of the grid: the cost of a trajectory still
+ * far from its fixed point (e.g. f2 - f1 starting with the wrong sign) has a narrow valley
+ * along rate_h/rate_y ~ const holding several minima less than a grid step apart, and the
+ * global one's basin may contain no grid minimum at all. */
+static int scan_starts(const rate_ctx *c, const rs_fit_options *o, int start[MAX_STARTS])
+{
+    const int cells = o->scan_points * o->scan_points;
+    int n = 0;
+    for (int i = 0; i < cells; i++) {
+        const double v = c->scan_cost[i];
+        if (!isfinite(v))
+            continue;
+        int pos = n < MAX_STARTS ? n++ : MAX_STARTS; /* insertion into a sorted list */
+        while (pos > 0 && c->scan_cost[start[pos - 1]] > v) {
+            if (pos < MAX_STARTS)
+                start[pos] = start[pos - 1];
+            pos--;
+        }
+        if (pos < MAX_STARTS)
+            start[pos] = i;
+    }
+    return n;
+}
+
+typedef struct {
+    double x[2];
+    double cost;  /* sum of squared scaled residuals at x */
+    int gsl;      /* the driver's status, GSL_ENOPROG folded into GSL_SUCCESS */
+    int iterations;
+} lm_out;
+
+/* Levenberg-Marquardt on level l from x0. */
+static void run_lm(rate_ctx *c, level *l, const double x0[2], int max_iter, double xtol,
+                   lm_out *out)
+{
+    c->lv = l;
+    c->have_last = 0;
+    gsl_vector_const_view xv = gsl_vector_const_view_array(x0, 2);
+    int info = 0;
+    int st = gsl_multifit_nlinear_init(&xv.vector, &l->fdf, l->work);
+    if (st == GSL_SUCCESS)
+        st = gsl_multifit_nlinear_driver((size_t)max_iter, xtol, LM_GTOL, LM_FTOL, NULL, NULL,
+                                         &info, l->work);
+    /* The driver reports "no step lowers the cost" as GSL_ENOPROG, or on the first
+     * iteration as GSL_EMAXITER with info = GSL_ENOPROG: a minimum to within ODE noise. */
+    if (st == GSL_ENOPROG || (st == GSL_EMAXITER && info == GSL_ENOPROG))
+        st = GSL_SUCCESS;
+    const gsl_vector *x = gsl_multifit_nlinear_position(l->work);
+    const gsl_vector *f = gsl_multifit_nlinear_residual(l->work);
+    out->x[0] = gsl_vector_get(x, 0);
+    out->x[1] = gsl_vector_get(x, 1);
+    out->cost = sum_sq(f->data, f->size);
+    out->gsl = st;
+    out->iterations = (int)gsl_multifit_nlinear_niter(l->work);
+}
+
+/* Eq. 49 at the final rates, unscaled, and relative to the data's sum of squares. */
+static void final_loss(rate_ctx *c, const double x[2], rs_fit_result *res)
+{
+    const double cost = eval(c, &c->full, x, c->f_work->data);
+    if (!isfinite(cost) || !(res->rate_h > 0.0) || !(res->rate_y > 0.0) ||
+        !isfinite(res->rate_h) || !isfinite(res->rate_y)) {
+        res->status = RS_S_FIT_FAILED;
+        res->converged = 0;
+        res->fit_loss = res->fit_loss_rel = INFINITY;
+        return;
+    }
+    double norm = 0.0;
+    for (size_t j = 0; j < c->m; j++)
+        for (int q = 0; q < 3; q++)
+            norm += c->data[q][j * c->stride] * c->data[q][j * c->stride];
+    res->fit_loss = cost / (c->inv_scale * c->inv_scale);
+    res->fit_loss_rel = res->fit_loss / norm;
+}
+
+/* Eq. 24: dyhat2/dh2 - (rate_y/rate_h)/input_gap2 * dh2 is constant along any solution,
+ * so the slope of a least-squares line through the measured (dh2, dyhat2/dh2) estimates
+ * rate_y/rate_h: the direction of the cost valley, which the grid resolves only to half a
+ * decade. Returns ln(rate_y/rate_h), or NAN when dh2 barely moves (lazy trajectories), the
+ * slope is not positive or input_gap2 == 0. */
+static double invariant_log_ratio(const rate_ctx *c)
+{
+    double sx = 0.0, sy = 0.0, sxx = 0.0, sxy = 0.0, k = 0.0;
+    for (size_t j = 0; j < c->m; j++) {
+        const double d = c->data[0][j * c->stride];
+        if (!(d > 0.0))
+            continue;
+        const double q = c->data[1][j * c->stride] / d;
+        sx += d, sy += q, sxx += d * d, sxy += d * q, k += 1.0;
+    }
+    if (k < 3.0 || !(c->par.input_gap2 > 0.0))
+        return NAN;
+    const double vx = sxx / k - (sx / k) * (sx / k), cxy = sxy / k - (sx / k) * (sy / k);
+    if (!(vx > 1e-6 * (sx / k) * (sx / k)) || !(cxy > 0.0))
+        return NAN;
+    return log(cxy / vx * c->par.input_gap2);
+}
+
+/* The best point of a 1-D scan (four points per grid step, i.e. eight per decade by
+ * default, over the scan's range of rate_h) along rate_y = rate_h * exp(log_ratio), on the
+ * coarse level. Returns 1 if finite. */
+static int ratio_line_start(rate_ctx *c, const rs_fit_options *o, double log_ratio,
+                            double x[2])
+{
+    const int points = 4 * (o->scan_points - 1) + 1;
+    double best = INFINITY;
+    for (int i = 0; i < points; i++) {
+        const double xh = M_LN10 * grid(o->log10_rate_min, o->log10_rate_max, points, i);
+        const double xt[2] = {xh, xh + log_ratio};
+        const double cost = eval(c, &c->coarse, xt, c->f_work->data);
+        if (cost < best)
+            best = cost, x[0] = xt[0], x[1] = xt[1];
+    }
+    return isfinite(best);
+}
+
+/* Steps 2-3: a short Levenberg-Marquardt on the coarse level from each start, then the
+ * full-resolution one from the best of them. */
+static void fit_from_starts(rate_ctx *c, const rs_fit_options *o, double (*x0)[2],
+                            int nstart, rs_fit_result *res)
+{
+    lm_out best = {{0.0, 0.0}, INFINITY, GSL_FAILURE, 0}, out;
+    for (int s = 0; s < nstart; s++) {
+        run_lm(c, &c->coarse, x0[s], o->max_iterations, COARSE_XTOL, &out);
+        if (out.cost < best.cost)
+            best = out;
+    }
+    if (!isfinite(best.cost))
+        return; /* res->status stays RS_S_FIT_FAILED */
+    run_lm(c, &c->full, best.x, o->max_iterations, LM_XTOL, &out);
+    res->rate_h = rate_of(c, out.x[0]);
+    res->rate_y = rate_of(c, out.x[1]);
+    res->iterations = out.iterations;
+    res->converged = out.gsl == GSL_SUCCESS;
+    res->status = res->converged ? RS_OK
+                  : out.gsl == GSL_EMAXITER ? RS_S_NOT_CONVERGED
+                                            : RS_S_FIT_FAILED;
+    final_loss(c, out.x, res);
+}
+
+/* Steps 1-3. */
+static void fit(rate_ctx *c, const rs_fit_options *o, rs_fit_result *res)
+{
+    int cell[MAX_STARTS];
+    double x0[MAX_STARTS + 1][2];
+    if (!scan_rates(c, o))
+        return;
+    int n = 0;
+    const double lr = invariant_log_ratio(c);
+    if (isfinite(lr) && ratio_line_start(c, o, lr, x0[0]))
+        n++;
+    const int ncell = scan_starts(c, o, cell);
+    for (int s = 0; s < ncell; s++, n++)
+        grid_x(o, cell[s] / o->scan_points, cell[s] % o->scan_points, x0[n]);
+    fit_from_starts(c, o, x0, n, res);
+}
+
+static void level_free(level *l)
+{
+    rs_theory_solver_free(l->solver);
+    free(l->times);
+    if (l->work)
+        gsl_multifit_nlinear_free(l->work);
+}
+
+static void rate_ctx_free(rate_ctx *c)
+{
+    level_free(&c->full);
+    level_free(&c->coarse);
+    free(c->model);
+    free(c->scan_cost);
+    gsl_vector_free(c->x_last);
+    gsl_vector_free(c->f_last);
+    gsl_vector_free(c->f_work);
+}
+
+/* k epochs j * sub * stride, a solver at rel_tol and a trust-region LM workspace. */
+static int level_init(level *l, rate_ctx *c, size_t sub, double rel_tol)
+{
+    l->sub = sub;
+    l->k = (c->m - 1) / sub + 1;
+    l->solver = rs_theory_solver_alloc(rel_tol);
+    l->times = malloc(l->k * sizeof *l->times);
+    l->fdf = (gsl_multifit_nlinear_fdf){.f = &lm_f, .df = &lm_df, .fvv = NULL,
+                                        .n = 3 * l->k, .p = 2, .params = c};
+    gsl_multifit_nlinear_parameters fp = gsl_multifit_nlinear_default_parameters();
+    fp.trs = gsl_multifit_nlinear_trs_lm;
+    l->work = gsl_multifit_nlinear_alloc(gsl_multifit_nlinear_trust, &fp, 3 * l->k, 2);
+    if (!l->solver || !l->times || !l->work)
+        return RS_E_NOMEM;
+    for (size_t j = 0; j < l->k; j++)
+        l->times[j] = (double)(j * sub * c->stride);
+    return RS_OK;
+}
+
+static int rate_ctx_init(rate_ctx *c, const double *dh2, const double *dyhat2, const double *w,
+                         size_t n, double input_gap2, double target_gap2,
+                         const rs_fit_options *o)
+{
+    *c = (rate_ctx){0};
+    c->data[0] = dh2, c->data[1] = dyhat2, c->data[2] = w;
+    c->stride = o->stride;
+    c->m = (n - 1) / o->stride + 1;
+    c->par = (rs_theory_params){1.0, 1.0, input_gap2, target_gap2};
+    c->init = (rs_theory_state){dh2[0], dyhat2[0], w[0]};
+    c->h_fd = fd_step(o->rel_tol);
+    c->ln_floor = M_LN10 * fmax(o->log10_rate_min - 6.0, -100.0);
+    double norm = 0.0;
+    for (size_t j = 0; j < c->m; j++)
+        for (int q = 0; q < 3; q++)
+            norm += c->data[q][j * c->stride] * c->data[q][j * c->stride];
+    c->inv_scale = 1.0 / sqrt(norm / (3.0 * c->m));
+    c->model = malloc(c->m * sizeof *c->model);
+    c->scan_cost = malloc((size_t)o->scan_points * (size_t)o->scan_points * sizeof(double));
+    c->x_last = gsl_vector_alloc(2);
+    c->f_last = gsl_vector_alloc(3 * c->m);
+    c->f_work = gsl_vector_alloc(3 * c->m);
+    const size_t sub = (c->m + SCAN_MAX_EPOCHS - 1) / SCAN_MAX_EPOCHS;
+    int st = level_init(&c->full, c, 1, o->rel_tol);
+    if (st == RS_OK)
+        st = level_init(&c->coarse, c, sub, fmax(o->rel_tol, SCAN_REL_TOL));
+    if (st != RS_OK || !c->model || !c->scan_cost || !c->x_last || !c->f_last || !c->f_work) {
+        rate_ctx_free(c);
+        return RS_E_NOMEM;
+    }
+    return RS_OK;
+}
+
+int rs_fit_rates(const double *dh2, const double *dyhat2, const double *w, size_t n,
+                 double input_gap2, double target_gap2, const rs_fit_options *opt,
+                 rs_fit_result *res)
+{
+    rs_fit_options defaults;
+    rs_fit_options_default(&defaults);
+    const rs_fit_options *o = opt ? opt : &defaults;
+    if (!dh2 || !dyhat2 || !w || !res || n < 3 || !options_ok(o) || !(dh2[0] >= DBL_MIN) ||
+        !all_finite(dh2, n) || !all_finite(dyhat2, n) || !all_finite(w, n) ||
+        !(input_gap2 >= 0.0 && isfinite(input_gap2)) ||
+        !(target_gap2 >= 0.0 && isfinite(target_gap2)) || (n - 1) / o->stride + 1 < 3)
+        return RS_E_INVALID;
+
+    *res = (rs_fit_result){RS_S_FIT_FAILED, NAN, NAN, INFINITY, INFINITY, 0, 0, 0};
+    rate_ctx c;
+    int st = rate_ctx_init(&c, dh2, dyhat2, w, n, input_gap2, target_gap2, o);
+    if (st != RS_OK)
+        return st;
+    fit(&c, o, res);
+    res->ode_solves = c.ode_solves;
+    rate_ctx_free(&c);
+    return RS_OK;
+}
+
+/* ---- the loss rate (Eq. 9) ---- */
+
+typedef struct {
+    const double *loss;
+    size_t stride, m;
+    double *base;        /* m: 1/4 (w + 1/2 (T - dyhat2)) from the ODE at the fitted rates */
+    double half_off2;    /* 1/2 ybar0_offset^2 */
+    double inv_scale;    /* 1 / RMS of the fitted loss */
+} loss_ctx;
+
+/* residual_k = (L_k - 1/2 off^2 e^{-2 t r} - base_k) / scale, x = ln r */
+static int loss_f(const gsl_vector *xv, void *params, gsl_vector *f)
+{
+    const loss_ctx *c = params;
+    const double r = exp(gsl_vector_get(xv, 0));
+    for (size_t k = 0; k < c->m; k++) {
+        const double t = (double)(k * c->stride);
+        const double model = c->half_off2 * exp(-2.0 * t * r) + c->base[k];
+        gsl_vector_set(f, k, (c->loss[k * c->stride] - model) * c->inv_scale);
+    }
+    return GSL_SUCCESS;
+}
+
+static int loss_df(const gsl_vector *xv, void *params, gsl_matrix *J)
+{
+    const loss_ctx *c = params;
+    const double r = exp(gsl_vector_get(xv, 0));
+    for (size_t k = 0; k < c->m; k++) {
+        const double t = (double)(k * c->stride);
+        gsl_matrix_set(J, k, 0, 2.0 * c->half_off2 * t * r * exp(-2.0 * t * r) * c->inv_scale);
+    }
+    return GSL_SUCCESS;
+}
+
+static double loss_cost(const loss_ctx *c, double x, gsl_vector *f)
+{
+    gsl_vector_view xv = gsl_vector_view_array(&x, 1);
+    loss_f(&xv.vector, (void *)c, f);
+    return sum_sq(f->data, c->m);
+}
+
+/* A 1-D scan of ln rate_ybar (four points per step of the rate scan, i.e. eight per decade
+ * by default, over the same range), then Levenberg-Marquardt (p = 1, analytic Jacobian).
+ * A flat scan (spread below 1e-12 of m, the scaled cost of a zero model: the mean-output
+ * term is too small to matter, e.g. ybar0_offset = 0) means there is nothing to fit. */
+static int fit_loss_lm(loss_ctx *c, const rs_fit_options *o, double *x_out)
+{
+    const int points = 4 * (o->scan_points - 1) + 1;
+    gsl_vector *f = gsl_vector_alloc(c->m);
+    if (!f)
+        return RS_E_NOMEM;
+    double best = INFINITY, worst = -INFINITY, x0 = 0.0;
+    for (int i = 0; i < points; i++) {
+        const double x = M_LN10 * grid(o->log10_rate_min, o->log10_rate_max, points, i);
+        const double cost = loss_cost(c, x, f);
+        if (cost < best)
+            best = cost, x0 = x;
+        worst = fmax(worst, cost);
+    }
+    gsl_vector_free(f);
+    if (!isfinite(best) || !(worst - best > 1e-12 * (double)c->m))
+        return RS_S_FIT_FAILED;
+
+    gsl_multifit_nlinear_fdf fdf = {0};
+    fdf.f = &loss_f;
+    fdf.df = &loss_df;
+    fdf.n = c->m;
+    fdf.p = 1;
+    fdf.params = c;
+    gsl_multifit_nlinear_parameters fp = gsl_multifit_nlinear_default_parameters();
+    fp.trs = gsl_multifit_nlinear_trs_lm;
+    gsl_multifit_nlinear_workspace *w =
+        gsl_multifit_nlinear_alloc(gsl_multifit_nlinear_trust, &fp, fdf.n, fdf.p);
+    if (!w)
+        return RS_E_NOMEM;
+    gsl_vector_const_view xv = gsl_vector_const_view_array(&x0, 1);
+    int info = 0;
+    int st = gsl_multifit_nlinear_init(&xv.vector, &fdf, w);
+    if (st == GSL_SUCCESS)
+        st = gsl_multifit_nlinear_driver((size_t)o->max_iterations, LM_XTOL, LM_GTOL, LM_FTOL,
+                                         NULL, NULL, &info, w);
+    *x_out = gsl_vector_get(gsl_multifit_nlinear_position(w), 0);
+    gsl_multifit_nlinear_free(w);
+    /* Any of these leaves the scan's best point or an improvement on it. */
+    return st == GSL_SUCCESS || st == GSL_ENOPROG || st == GSL_EMAXITER ? RS_OK : RS_S_FIT_FAILED;
+}
+
+/* With the ODE solved at the fitted rates (ode[], at times[]): fill base, fit, fill res. */
+static int loss_rate_from_ode(const double *loss, size_t m, size_t stride, const double *times,
+                              const rs_theory_state *ode, const rs_theory_params *p,
+                              double ybar0_offset, const rs_fit_options *o, double *base,
+                              rs_fit_loss_result *res)
+{
+    double norm = 0.0;
+    for (size_t k = 0; k < m; k++) {
+        base[k] = rs_theory_loss(p, 0.0, 0.0, times[k], ode[k]);
+        norm += loss[k * stride] * loss[k * stride];
+    }
+    loss_ctx c = {loss, stride, m, base, 0.5 * ybar0_offset * ybar0_offset,
+                  norm > 0.0 ? 1.0 / sqrt(norm / m) : 1.0};
+    double x = 0.0;
+    int st = fit_loss_lm(&c, o, &x);
+    if (st == RS_S_FIT_FAILED)
+        return RS_OK; /* res->status stays RS_S_FIT_FAILED */
+    if (st != RS_OK)
+        return st;
+    gsl_vector *f = gsl_vector_alloc(m);
+    if (!f)
+        return RS_E_NOMEM;
+    res->rate_ybar = exp(x);
+    res->fit_loss = loss_cost(&c, x, f) / (c.inv_scale * c.inv_scale);
+    res->fit_loss_rel = norm > 0.0 ? res->fit_loss / norm : INFINITY;
+    res->status = isfinite(res->rate_ybar) && res->rate_ybar > 0.0 ? RS_OK : RS_S_FIT_FAILED;
+    gsl_vector_free(f);
+    return RS_OK;
+}
+
+int rs_fit_loss_rate(const double *loss, const double *dh2, const double *dyhat2,
+                     const double *w, size_t n, double input_gap2, double target_gap2,
+                     double ybar0_offset, const rs_fit_result *fit, const rs_fit_options *opt,
+                     rs_fit_loss_result *res)
+{
+    rs_fit_options defaults;
+    rs_fit_options_default(&defaults);
+    const rs_fit_options *o = opt ? opt : &defaults;
+    if (!loss || !dh2 || !dyhat2 || !w || !fit || !res || n < 3 || !options_ok(o) ||
+        !all_finite(loss, n) || !isfinite(ybar0_offset) || !(fit->rate_h > 0.0) ||
+        !(fit->rate_y > 0.0) || !isfinite(fit->rate_h) || !isfinite(fit->rate_y) ||
+        (n - 1) / o->stride + 1 < 3)
+        return RS_E_INVALID;
+    *res = (rs_fit_loss_result){RS_S_FIT_FAILED, NAN, INFINITY, INFINITY};
+
+    const size_t m = (n - 1) / o->stride + 1;
+    const rs_theory_params p = {fit->rate_h, fit->rate_y, input_gap2, target_gap2};
+    double *times = malloc(m * sizeof *times), *base = malloc(m * sizeof *base);
+    rs_theory_state *ode = malloc(m * sizeof *ode);
+    rs_theory_solver *s = rs_theory_solver_alloc(o->rel_tol);
+    int st = RS_E_NOMEM;
+    if (times && base && ode && s) {
+        for (size_t k = 0; k < m; k++)
+            times[k] = (double)(k * o->stride);
+        st = rs_theory_solve(s, &p, (rs_theory_state){dh2[0], dyhat2[0], w[0]}, times, m, ode);
+        if (st == RS_OK || st == RS_S_COLLAPSED)
+            st = loss_rate_from_ode(loss, m, o->stride, times, ode, &p, ybar0_offset, o, base,
+                                    res);
+        else if (st == RS_E_ODE)
+            st = RS_OK; /* the ODE failed at the fitted rates: res->status says so */
+    }
+    rs_theory_solver_free(s);
+    free(times);
+    free(base);
+    free(ode);
+    return st;
+}

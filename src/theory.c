@@ -1,0 +1,438 @@
+/* theory.c — the effective theory of the two-point interaction (see theory.h).
+ *
+ * Eq. 7 in (dh2, dyhat2, w), with g = input_gap2, T = target_gap2, rh = rate_h, ry = rate_y:
+ *   dh2'    = -rh g w
+ *   dyhat2' = -w (ry dh2 + rh g dyhat2/dh2)
+ *   w'      = -ry/2 (3w - dyhat2 + T) dh2 - rh/2 g (dyhat2 + w) w/dh2
+ *
+ * What is integrated. Eq. 7 rests on Eq. 19 (dh moves along itself): dh = a u with a fixed
+ * unit vector u and a signed scalar a. Writing v = D_y u (so dyhat = a v), Eq. 17 gives
+ * v' = -ry/2 (a v - dy) a and a' = u.(d dh/dt) = -rh/2 g (a |v|^2 - v.dy), where
+ * dy = y2 - y1. The scalars
+ *   a,   p = |v|^2 = dyhat2/dh2,   q = v.dy = (dyhat2 - w)/a
+ * then obey a closed *polynomial* system, equivalent to Eq. 7 wherever dh2 > 0:
+ *   a' = -rh g/2 (a p - q)
+ *   p' = -ry a (a p - q)
+ *   q' = -ry/2 a (a q - T)
+ * and dh2 = a^2, dyhat2 = a^2 p, w = a (a p - q). This is what msbdf integrates, with its
+ * analytic Jacobian. Why not Eq. 7 itself: Eq. 7 is singular at dh2 = 0 (its 1/dh2 terms),
+ * and trajectories of the theory reach dh2 = 0 in finite time: when A_high < 0 the decoder
+ * factor cannot change sign (Eq. 24: p = (ry/rh)/g (dh2 - A_high) > 0), so an initial
+ * output difference of the wrong sign (f2 - f1 opposite to y2 - y1; with small initial
+ * weights A_high < 0 is the rule and either sign is equally likely) can only flip through
+ * a = 0: dh2 touches 0 and grows again to Eq. 10's fixed point. In (dh2, dyhat2, w) the
+ * state at that instant is (0, 0, 0) and the continuation is lost; in (a, p, q) it is an
+ * ordinary point (a' = rh g q/2 != 0 there). The collapse of identical targets (T = 0,
+ * A_high < 0) is regular here too (a -> 0 exponentially, p -> const, q = 0); it is stopped
+ * at a floor (below) where the error control stops being relative, and reported.
+ *
+ * Error control: relative (rel_tol) on all three, down to an absolute floor of
+ * rel_tol * ABS_FRAC times each variable's initial scale. For T > 0 none of a, p, q tends to
+ * 0 (the fixed point has a^2 = dh2(inf) > 0, p = T/dh2(inf), q = a p), so the floor only
+ * matters where a or q cross zero; w = a (a p - q) -> 0 comes out to an absolute accuracy
+ * ~ rel_tol * T, its natural scale. For T = 0 the shrinking quantities (a in a collapse, p
+ * when A_high > 0) keep their relative accuracy until they are ABS_FRAC = 1e-12 of their
+ * start (dh2 or dyhat2 at 1e-24 of theirs), and cost nothing to follow below that. GSL's
+ * stock controllers take one absolute tolerance (or a per-component scale fixed when they
+ * are allocated), so this file supplies a small control type whose per-component absolute
+ * tolerances are set for every solve. */
+#include "repsweep/theory.h"
+#include "repsweep/status.h"
+
+#include <float.h>
+#include <math.h>
+#include <stdlib.h>
+
+#include <gsl/gsl_errno.h>
+#include <gsl/gsl_odeiv2.h>
+
+#define DIM 3
+
+/* Collapse floor (documented in theory.h): dh2 <= max(FLOOR_ABS, FLOOR_REL * dh2(t0)), i.e.
+ * |a| <= 1e-12 |a(t0)|, where the error control below stops being relative. */
+#define FLOOR_ABS 1e-300
+#define FLOOR_REL 1e-24
+
+/* Absolute tolerances: rel_tol * ABS_FRAC * (initial scale) + TINY_ABS. TINY_ABS keeps every
+ * error level positive (msbdf divides by it) when a scale is 0. */
+#define ABS_FRAC 1e-12
+#define TINY_ABS 1e-300
+
+/* Step cap per solve (gsl_odeiv2_driver_set_nmax; our loop counts over the whole solve):
+ * a pathological rate pair fails with RS_E_ODE instead of hanging. A regular solve takes
+ * about one step per output time plus at most a few thousand, so the cap is this plus
+ * twice the number of output times. */
+#define MAX_STEPS_BASE 100000UL
+
+struct rs_theory_solver {
+    gsl_odeiv2_system sys;
+    gsl_odeiv2_driver *drv; /* owns the msbdf step, our control and the evolve object */
+    rs_theory_params par;   /* parameters of the current solve; sys.params points here */
+    double rel_tol;
+};
+
+/* ---- the smooth form of Eq. 7 and its Jacobian ---- */
+
+/* y = (a, p, q). Refuses non-finite states (GSL_EBADFUNC stops GSL at once). */
+static int rhs(double t, const double y[], double f[], void *params)
+{
+    const rs_theory_params *par = params;
+    const double a = y[0], p = y[1], q = y[2];
+    const double b = par->rate_h * par->input_gap2, r = par->rate_y;
+    (void)t;
+    if (!isfinite(a) || !isfinite(p) || !isfinite(q))
+        return GSL_EBADFUNC;
+    const double e = a * p - q; /* w = a e */
+    f[0] = -0.5 * b * e;
+    f[1] = -r * a * e;
+    f[2] = -0.5 * r * a * (a * q - par->target_gap2);
+    return GSL_SUCCESS;
+}
+
+/* dfdy[i*3 + j] = d f_i / d y_j; autonomous, so dfdt = 0. */
+static int jacobian(double t, const double y[], double *dfdy, double dfdt[], void *params)
+{
+    const rs_theory_params *par = params;
+    const double a = y[0], p = y[1], q = y[2];
+    const double b = par->rate_h * par->input_gap2, r = par->rate_y;
+    (void)t;
+    if (!isfinite(a) || !isfinite(p) || !isfinite(q))
+        return GSL_EBADFUNC;
+    dfdy[0] = -0.5 * b * p;
+    dfdy[1] = -0.5 * b * a;
+    dfdy[2] = 0.5 * b;
+    dfdy[3] = -r * (2.0 * a * p - q);
+    dfdy[4] = -r * a * a;
+    dfdy[5] = r * a;
+    dfdy[6] = -0.5 * r * (2.0 * a * q - par->target_gap2);
+    dfdy[7] = 0.0;
+    dfdy[8] = -0.5 * r * a * a;
+    dfdt[0] = dfdt[1] = dfdt[2] = 0.0;
+    return GSL_SUCCESS;
+}
+
+/* Internal entry points for the unit test (not part of the public header). */
+int rs_theory_rhs_(const rs_theory_params *p, const double y[3], double f[3]);
+int rs_theory_jacobian_(const rs_theory_params *p, const double y[3], double dfdy[9]);
+
+int rs_theory_rhs_(const rs_theory_params *p, const double y[3], double f[3])
+{
+    return rhs(0.0, y, f, (void *)p);
+}
+
+int rs_theory_jacobian_(const rs_theory_params *p, const double y[3], double dfdy[9])
+{
+    double dfdt[DIM];
+    return jacobian(0.0, y, dfdy, dfdt, (void *)p);
+}
+
+/* ---- a step-size controller with per-component absolute tolerances ---- */
+
+typedef struct {
+    double eps_rel;
+    double eps_abs[DIM];
+} tol_state;
+
+static void *tol_alloc(void)
+{
+    tol_state *s = malloc(sizeof *s);
+    if (s)
+        *s = (tol_state){1e-10, {TINY_ABS, TINY_ABS, TINY_ABS}};
+    return s;
+}
+
+/* gsl_odeiv2_control_init: one absolute tolerance for all; a_y = 1, a_dydt = 0 always. */
+static int tol_init(void *vs, double eps_abs, double eps_rel, double a_y, double a_dydt)
+{
+    tol_state *s = vs;
+    (void)a_y;
+    (void)a_dydt;
+    if (!(eps_rel > 0.0) || !(eps_abs > 0.0))
+        return GSL_EINVAL;
+    *s = (tol_state){eps_rel, {eps_abs, eps_abs, eps_abs}};
+    return GSL_SUCCESS;
+}
+
+static double tol_level(const tol_state *s, double y, size_t i)
+{
+    return s->eps_rel * fabs(y) + s->eps_abs[i < DIM ? i : DIM - 1];
+}
+
+/* The usual rule: shrink when the worst error ratio exceeds 1.1 (to 0.9 of the estimate
+ * for order `ord`, at least to 0.2), grow when it is below 0.5 (at most 5x). */
+static int tol_hadjust(void *vs, size_t dim, unsigned int ord, const double y[],
+                       const double yerr[], const double yp[], double *h)
+{
+    const tol_state *s = vs;
+    double rmax = DBL_MIN;
+    (void)yp;
+    for (size_t i = 0; i < dim; i++) {
+        const double r = fabs(yerr[i]) / tol_level(s, y[i], i);
+        if (!(r <= rmax))
+            rmax = r; /* a NaN ratio also lands here and forces a decrease */
+    }
+    if (!(rmax <= 1.1)) {
+        const double r = isfinite(rmax) ? 0.9 / pow(rmax, 1.0 / ord) : 0.2;
+        *h *= r < 0.2 ? 0.2 : r;
+        return GSL_ODEIV_HADJ_DEC;
+    }
+    if (rmax < 0.5) {
+        const double r = 0.9 / pow(rmax, 1.0 / (ord + 1.0));
+        *h *= r > 5.0 ? 5.0 : (r < 1.0 ? 1.0 : r);
+        return GSL_ODEIV_HADJ_INC;
+    }
+    return GSL_ODEIV_HADJ_NIL;
+}
+
+/* The error level msbdf weighs each component's error with. */
+static int tol_errlevel(void *vs, const double y, const double dydt, const double h,
+                        const size_t ind, double *errlev)
+{
+    (void)dydt;
+    (void)h;
+    *errlev = tol_level(vs, y, ind);
+    return GSL_SUCCESS;
+}
+
+static int tol_set_driver(void *vs, const gsl_odeiv2_driver *d)
+{
+    (void)vs;
+    (void)d;
+    return GSL_SUCCESS;
+}
+
+static void tol_free(void *vs)
+{
+    free(vs);
+}
+
+static const gsl_odeiv2_control_type tol_type = {"repsweep per-component",
+                                                 &tol_alloc,
+                                                 &tol_init,
+                                                 &tol_hadjust,
+                                                 &tol_errlevel,
+                                                 &tol_set_driver,
+                                                 &tol_free};
+
+/* (dh2, dyhat2, w) <-> (a, p, q), taking a > 0 at the start (the sign of u is free). */
+static void to_smooth(rs_theory_state s, double y[DIM])
+{
+    const double a = sqrt(s.dh2);
+    y[0] = a;
+    y[1] = s.dyhat2 / s.dh2;
+    y[2] = (s.dyhat2 - s.w) / a;
+}
+
+static rs_theory_state from_smooth(const double y[DIM])
+{
+    const double a = y[0];
+    return (rs_theory_state){a * a, a * a * y[1], a * (a * y[1] - y[2])};
+}
+
+/* ---- solver ---- */
+
+rs_theory_solver *rs_theory_solver_alloc(double rel_tol)
+{
+    if (!(rel_tol > 0.0 && rel_tol < 1.0))
+        return NULL;
+    rs_theory_solver *s = calloc(1, sizeof *s);
+    if (!s)
+        return NULL;
+    s->rel_tol = rel_tol;
+    s->par = (rs_theory_params){1.0, 1.0, 1.0, 0.0};
+    s->sys = (gsl_odeiv2_system){&rhs, &jacobian, DIM, &s->par};
+    s->drv = gsl_odeiv2_driver_alloc_y_new(&s->sys, gsl_odeiv2_step_msbdf, 1e-6, TINY_ABS,
+                                          rel_tol);
+    gsl_odeiv2_control *c = gsl_odeiv2_control_alloc(&tol_type);
+    if (!s->drv || !c || !c->state) {
+        if (c)
+            gsl_odeiv2_control_free(c);
+        rs_theory_solver_free(s);
+        return NULL;
+    }
+    /* Swap the driver's stock controller for ours: msbdf reads its error levels from the
+     * driver's controller, and gsl_odeiv2_driver_free frees it with the rest. */
+    gsl_odeiv2_control_free(s->drv->c);
+    s->drv->c = c;
+    gsl_odeiv2_control_set_driver(c, s->drv);
+    gsl_odeiv2_driver_set_nmax(s->drv, MAX_STEPS_BASE);
+    return s;
+}
+
+void rs_theory_solver_free(rs_theory_solver *s)
+{
+    if (!s)
+        return;
+    if (s->drv)
+        gsl_odeiv2_driver_free(s->drv);
+    free(s);
+}
+
+static int params_ok(const rs_theory_params *p)
+{
+    return isfinite(p->rate_h) && p->rate_h > 0.0 && isfinite(p->rate_y) && p->rate_y > 0.0 &&
+           isfinite(p->input_gap2) && p->input_gap2 >= 0.0 && isfinite(p->target_gap2) &&
+           p->target_gap2 >= 0.0;
+}
+
+static int state_ok(rs_theory_state s)
+{
+    return isfinite(s.dh2) && s.dh2 >= DBL_MIN && isfinite(s.dyhat2) && isfinite(s.w);
+}
+
+static int times_ok(const double *times, size_t n)
+{
+    if (!isfinite(times[0]))
+        return 0;
+    for (size_t i = 1; i < n; i++)
+        if (!isfinite(times[i]) || !(times[i] > times[i - 1]))
+            return 0;
+    return 1;
+}
+
+/* Per-solve tolerances (see the top of the file). Scales: a(t0); p(t0), or T/dh2(t0) if
+ * p(t0) = 0; for q, the size of the terms of a p - q and of |v||dy| = sqrt(p T). */
+static void set_tolerances(rs_theory_solver *s, const double y0[DIM])
+{
+    tol_state *ts = s->drv->c->state;
+    const double T = s->par.target_gap2;
+    const double sa = fabs(y0[0]);
+    const double sp = y0[1] != 0.0 ? fabs(y0[1]) : T / (y0[0] * y0[0]);
+    const double sq = fabs(y0[2]) + sa * sp + sqrt(sp * T);
+    const double k = s->rel_tol * ABS_FRAC;
+    *ts = (tol_state){s->rel_tol, {k * sa + TINY_ABS, k * sp + TINY_ABS, k * sq + TINY_ABS}};
+}
+
+/* A first step well inside the fastest relative rate of change at the start (msbdf starts
+ * at order 1); the controller adapts from there. q's scale is |v||dy| = sqrt(p T). */
+static double first_step(const rs_theory_solver *s, const double y[DIM], double span)
+{
+    double f[DIM], rate = 0.0;
+    const double scale[DIM] = {fabs(y[0]), fabs(y[1]),
+                               fabs(y[2]) + sqrt(fabs(y[1]) * s->par.target_gap2)};
+    if (rhs(0.0, y, f, (void *)&s->par) != GSL_SUCCESS)
+        return 1e-6 * span;
+    for (int i = 0; i < DIM; i++)
+        if (scale[i] > 0.0)
+            rate = fmax(rate, fabs(f[i]) / scale[i]);
+    return rate > 0.0 ? fmin(1e-4 / rate, span) : span;
+}
+
+static void fill(rs_theory_state *out, size_t from, size_t n, rs_theory_state v)
+{
+    for (size_t i = from; i < n; i++)
+        out[i] = v;
+}
+
+static int state_finite(rs_theory_state x)
+{
+    return isfinite(x.dh2) && isfinite(x.dyhat2) && isfinite(x.w);
+}
+
+int rs_theory_solve(rs_theory_solver *s, const rs_theory_params *p, rs_theory_state init,
+                    const double *times, size_t n, rs_theory_state *out)
+{
+    if (!s || !p || !times || !out || n == 0 || !params_ok(p) || !state_ok(init) ||
+        !times_ok(times, n))
+        return RS_E_INVALID;
+    out[0] = init;
+    if (n == 1)
+        return RS_OK;
+
+    s->par = *p;
+    gsl_odeiv2_driver *d = s->drv;
+    gsl_odeiv2_driver_reset(d);
+    double y[DIM];
+    to_smooth(init, y);
+    set_tolerances(s, y);
+
+    /* Only identical targets collapse: with T > 0, a = 0 is crossed, not approached (Eq.
+     * 32-35: dh2 = 0 is a saddle), so only then is the floor a stopping point. */
+    const double floor_dh2 = p->target_gap2 > 0.0 ? -1.0 : fmax(FLOOR_ABS, FLOOR_REL * init.dh2);
+    const unsigned long max_steps = d->nmax + 2UL * (unsigned long)n;
+    rs_theory_state good = init, cur = init;
+    double t = times[0];
+    double h = first_step(s, y, times[n - 1] - times[0]);
+    unsigned long steps = 0;
+
+    for (size_t i = 1; i < n; i++) {
+        while (t < times[i]) {
+            /* Spread the steps to the next output time evenly rather than let the last one
+             * be cut short: a multistep method pays for every abrupt change of step size
+             * (msbdf lowers its order), and outputs every epoch with a natural step of
+             * about an epoch would otherwise cost several steps per output. */
+            const double rem = times[i] - t;
+            if (h < rem)
+                h = rem / ceil(rem / h);
+            int st = steps++ < max_steps
+                         ? gsl_odeiv2_evolve_apply(d->e, d->c, d->s, &s->sys, &t, times[i], &h, y)
+                         : GSL_EMAXITER;
+            cur = from_smooth(y);
+            if (st != GSL_SUCCESS || !state_finite(cur)) {
+                fill(out, i, n, good); /* NaN-free, but meaningless from here on */
+                return RS_E_ODE;
+            }
+            if (cur.dh2 <= floor_dh2) {
+                fill(out, i, n, (rs_theory_state){0.0, 0.0, 0.0});
+                return RS_S_COLLAPSED;
+            }
+            good = cur;
+        }
+        out[i] = cur;
+    }
+    return RS_OK;
+}
+
+/* ---- closed forms ---- */
+
+void rs_theory_fixed_point(const rs_theory_params *p, rs_theory_state init, double *A_high,
+                           double *A_low, double *dh2_final)
+{
+    /* Eq. 11 with tau_y/tau_h = rate_h/rate_y. */
+    const double ratio = p->rate_h / p->rate_y;
+    const double a = init.dh2 - ratio * p->input_gap2 * init.dyhat2 / init.dh2;
+    const double l2 = ratio * p->input_gap2 * p->target_gap2; /* A_low^2 */
+    const double root = sqrt(0.25 * a * a + l2);
+    /* Eq. 10; for A_high < 0 the equivalent l2/(root - a/2) avoids cancellation. */
+    const double fin = a >= 0.0 ? 0.5 * a + root : (l2 > 0.0 ? l2 / (root - 0.5 * a) : 0.0);
+    if (A_high)
+        *A_high = a;
+    if (A_low)
+        *A_low = sqrt(l2);
+    if (dh2_final)
+        *dh2_final = fin;
+}
+
+/* Eq. 38-40 corrected. With x = A_high rate_y t, 1/dh2 obeys a linear ODE with solution
+ * 1/dh2 = e^-x/dh2(0) + (1 - e^-x)/A_high (Eq. 39), and Eq. 24 simplifies to
+ * dyhat2 = dyhat2(0) (dh2/dh2(0))^2 e^-x (Eq. 40). Both are evaluated in forms free of
+ * overflow and cancellation for either sign of x and for A_high -> 0. */
+rs_theory_state rs_theory_exact_identical_targets(const rs_theory_params *p,
+                                                  rs_theory_state init, double t)
+{
+    double A;
+    rs_theory_fixed_point(p, init, &A, NULL, NULL);
+    const double d0 = init.dh2, x = A * p->rate_y * t, ryt = p->rate_y * t;
+    const double c = init.dyhat2 / (d0 * d0);
+    double dh2, dy2;
+    if (x >= 0.0) {
+        const double e = exp(-x);
+        const double u = e / d0 + ryt * (x > 0.0 ? -expm1(-x) / x : 1.0); /* 1/dh2 */
+        dh2 = 1.0 / u;
+        dy2 = c * e / (u * u);
+    } else {
+        const double e = exp(x);
+        const double v = 1.0 / d0 + ryt * expm1(x) / x; /* e^x / dh2 */
+        dh2 = e / v;
+        dy2 = c * e / (v * v);
+    }
+    return (rs_theory_state){dh2, dy2, dy2};
+}
+
+/* Eq. 22 / Eq. 9 corrected: the mean-output term decays with rate_ybar (Eq. 18). */
+double rs_theory_loss(const rs_theory_params *p, double rate_ybar, double ybar0_offset, double t,
+                      rs_theory_state s)
+{
+    const double m = ybar0_offset * exp(-t * rate_ybar);
+    return 0.5 * m * m + 0.25 * (s.w + 0.5 * (p->target_gap2 - s.dyhat2));
+}

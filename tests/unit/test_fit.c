@@ -1,0 +1,250 @@
+/* test_fit.c — fitting the theory's rates (fit.h): recovery of known rates from noisy
+ * synthetic trajectories (Eq. 49), recovery of the loss rate (Eq. 9), degenerate inputs. */
+#include "check.h"
+#include "repsweep/fit.h"
+#include "repsweep/status.h"
+#include "repsweep/theory.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+
+#include <gsl/gsl_errno.h>
+#include <gsl/gsl_randist.h>
+#include <gsl/gsl_rng.h>
+
+enum { N = 6000 };
+
+typedef struct {
+    double dh2[N], dyhat2[N], w[N], loss[N];
+} trajectory;
+
+/* Wall-clock seconds (C11), for the printed timings. */
+static double now(void)
+{
+    struct timespec ts;
+    timespec_get(&ts, TIME_UTC);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* CPU seconds of this process, for the timing check (robust to a loaded machine). */
+static double cpu(void)
+{
+    return (double)clock() / CLOCKS_PER_SEC;
+}
+
+/* The theory's trajectory at epochs 0..N-1, and its loss (Eq. 9) with rate_ybar and
+ * offset; 1% multiplicative Gaussian noise on every epoch but 0 if rng != NULL. */
+static int synth(const rs_theory_params *p, rs_theory_state init, double rate_ybar,
+                 double offset, gsl_rng *rng, trajectory *tr)
+{
+    double *times = malloc(N * sizeof *times);
+    rs_theory_state *out = malloc(N * sizeof *out);
+    if (!times || !out)
+        abort();
+    for (int i = 0; i < N; i++)
+        times[i] = i;
+    rs_theory_solver *s = rs_theory_solver_alloc(1e-11);
+    int st = rs_theory_solve(s, p, init, times, N, out);
+    rs_theory_solver_free(s);
+    for (int i = 0; i < N; i++) {
+        double e[4] = {0.0, 0.0, 0.0, 0.0};
+        for (int k = 0; k < 4 && rng && i > 0; k++)
+            e[k] = gsl_ran_gaussian(rng, 0.01);
+        tr->dh2[i] = out[i].dh2 * (1.0 + e[0]);
+        tr->dyhat2[i] = out[i].dyhat2 * (1.0 + e[1]);
+        tr->w[i] = out[i].w * (1.0 + e[2]);
+        tr->loss[i] = rs_theory_loss(p, rate_ybar, offset, times[i], out[i]) * (1.0 + e[3]);
+    }
+    free(times);
+    free(out);
+    return st;
+}
+
+/* A consistent epoch-0 state for 1-D outputs: |f2 - f1| = sqrt(dyhat2), of the target's
+ * sign, so w = dyhat2 - sqrt(dyhat2) sqrt(target_gap2). */
+static rs_theory_state start(double dh2, double dyhat2, double target_gap2)
+{
+    return (rs_theory_state){dh2, dyhat2, dyhat2 - sqrt(dyhat2 * target_gap2)};
+}
+
+static double rel(double got, double want)
+{
+    return fabs(got - want) / fabs(want);
+}
+
+/* Three rate pairs with rate_h/rate_y = tau_y/tau_h = 0.1, 1, 10 (100x), T = 0.5, g = 1;
+ * the dynamics reach the fixed point within ~3000-5000 epochs. A fourth starts with
+ * f2 - f1 of the wrong sign and A_high < 0, so the theory's dh2 passes through 0 (to
+ * ~1e-6) before growing to its fixed point. */
+static void test_recover_rates(gsl_rng *rng, trajectory *tr, rs_fit_result *keep)
+{
+    struct { double rh, ry, dh2, dy2, sign; } cs[] = {
+        {1e-3, 1e-2, 0.3, 0.05, 1.0}, {3e-3, 3e-3, 0.1, 0.02, 1.0},
+        {1e-2, 1e-3, 0.8, 0.08, 1.0}, {5e-3, 2e-3, 0.5, 0.2, -1.0}};
+    rs_fit_options opt;
+    rs_fit_options_default(&opt);
+    for (size_t c = 0; c < sizeof cs / sizeof cs[0]; c++) {
+        const rs_theory_params p = {cs[c].rh, cs[c].ry, 1.0, 0.5};
+        rs_theory_state s0 = start(cs[c].dh2, cs[c].dy2, 0.5);
+        if (cs[c].sign < 0.0) /* w = dyhat2 + sqrt(dyhat2) sqrt(T) */
+            s0.w = 2.0 * cs[c].dy2 - s0.w;
+        CHECK_OK(synth(&p, s0, 0.0, 0.0, rng, tr));
+        rs_fit_result r;
+        const double t0 = now(), c0 = cpu();
+        int st = rs_fit_rates(tr->dh2, tr->dyhat2, tr->w, N, 1.0, 0.5, &opt, &r);
+        const double dt = now() - t0, dc = cpu() - c0;
+        const double eh = rel(r.rate_h, cs[c].rh), ey = rel(r.rate_y, cs[c].ry);
+        printf("%s fit rates n=%d tau_y/tau_h=%g%s: rate_h true %.6g fitted %.6g (rel err %.2e), "
+               "rate_y true %.6g fitted %.6g (rel err %.2e); status %d converged %d, "
+               "%d iterations, %d ODE solves, %.3f s (%.3f s CPU), fit_loss %.4g (rel %.2e)\n",
+               st == RS_OK && r.status == RS_OK && eh < 0.02 && ey < 0.02 ? "PASS" : "FAIL", N,
+               cs[c].rh / cs[c].ry, cs[c].sign < 0.0 ? " (wrong sign)" : "", cs[c].rh,
+               r.rate_h, eh, cs[c].ry, r.rate_y, ey, r.status,
+               r.converged, r.iterations, r.ode_solves, dt, dc, r.fit_loss, r.fit_loss_rel);
+        CHECK_OK(st);
+        CHECK(r.status == RS_OK && r.converged, "case %zu: status %d (%s)", c, r.status,
+              rs_strerror(r.status));
+        CHECK(eh < 0.02, "case %zu: rate_h %g vs %g", c, r.rate_h, cs[c].rh);
+        CHECK(ey < 0.02, "case %zu: rate_y %g vs %g", c, r.rate_y, cs[c].ry);
+        /* 1% noise on values of order 0.1-2: fit_loss_rel ~ 1e-4 */
+        CHECK(r.fit_loss_rel > 0.0 && r.fit_loss_rel < 1e-3, "case %zu: fit_loss_rel %g", c,
+              r.fit_loss_rel);
+        /* ~0.1-0.2 s CPU in a Release build; the bound only catches gross regressions. */
+        CHECK(dc < 2.0, "case %zu: fit took %.3f s of CPU", c, dc);
+        if (c == 1)
+            *keep = r;
+    }
+}
+
+/* Fitting every 10th epoch (stride) gives the same rates for much less work. */
+static void test_stride(gsl_rng *rng, trajectory *tr)
+{
+    const rs_theory_params p = {3e-3, 3e-3, 1.0, 0.5};
+    CHECK_OK(synth(&p, start(0.1, 0.02, 0.5), 0.0, 0.0, rng, tr));
+    rs_fit_options opt;
+    rs_fit_options_default(&opt);
+    opt.stride = 10;
+    rs_fit_result r;
+    const double t0 = now();
+    CHECK_OK(rs_fit_rates(tr->dh2, tr->dyhat2, tr->w, N, 1.0, 0.5, &opt, &r));
+    const double dt = now() - t0;
+    const double eh = rel(r.rate_h, p.rate_h), ey = rel(r.rate_y, p.rate_y);
+    printf("%s fit rates stride 10: rate_h true %.6g fitted %.6g (rel err %.2e), rate_y true %.6g "
+           "fitted %.6g (rel err %.2e); status %d, %d iterations, %d ODE solves, %.3f s\n",
+           r.status == RS_OK && eh < 0.02 && ey < 0.02 ? "PASS" : "FAIL", p.rate_h, r.rate_h, eh,
+           p.rate_y, r.rate_y, ey, r.status, r.iterations, r.ode_solves, dt);
+    CHECK(r.status == RS_OK && eh < 0.02 && ey < 0.02, "stride 10 fit");
+}
+
+/* Eq. 9: 1/tau_ybar from a noisy loss curve, the ODE at the rates of a previous fit. */
+static void test_loss_rate(gsl_rng *rng, trajectory *tr, const rs_fit_result *fitted)
+{
+    const rs_theory_params p = {3e-3, 3e-3, 1.0, 0.5};
+    const double rybar[] = {4e-3, 5e-4};
+    for (int c = 0; c < 2; c++) {
+        CHECK_OK(synth(&p, start(0.1, 0.02, 0.5), rybar[c], 0.35, rng, tr));
+        rs_fit_loss_result r;
+        const double t0 = now();
+        int st = rs_fit_loss_rate(tr->loss, tr->dh2, tr->dyhat2, tr->w, N, 1.0, 0.5, 0.35, fitted,
+                                  NULL, &r);
+        const double dt = now() - t0;
+        const double e = rel(r.rate_ybar, rybar[c]);
+        printf("%s fit loss rate: rate_ybar true %.6g fitted %.6g (rel err %.2e); status %d, "
+               "%.3f s, fit_loss_rel %.2e\n",
+               st == RS_OK && r.status == RS_OK && e < 0.02 ? "PASS" : "FAIL", rybar[c],
+               r.rate_ybar, e, r.status, dt, r.fit_loss_rel);
+        CHECK_OK(st);
+        CHECK(r.status == RS_OK, "loss fit status %d", r.status);
+        CHECK(e < 0.02, "rate_ybar %g vs %g", r.rate_ybar, rybar[c]);
+    }
+}
+
+/* Degenerate inputs give a status, never a crash. */
+static void test_degenerate(void)
+{
+    trajectory *t = malloc(sizeof *t);
+    double *a = t->dh2, *b = t->dyhat2, *w = t->w, *l = t->loss;
+    rs_fit_options opt;
+    rs_fit_options_default(&opt);
+    rs_fit_result r;
+
+    /* Constant at a fixed point (w = 0, dyhat2 = T): every rate pair fits exactly. */
+    for (int i = 0; i < N; i++)
+        a[i] = 0.4, b[i] = 0.5, w[i] = 0.0, l[i] = 0.01;
+    CHECK_OK(rs_fit_rates(a, b, w, N, 1.0, 0.5, &opt, &r));
+    printf("%s degenerate: constant trajectory at a fixed point -> status %d (%s), %d ODE solves\n",
+           r.status == RS_S_FIT_FAILED ? "PASS" : "FAIL", r.status, rs_strerror(r.status),
+           r.ode_solves);
+    CHECK(r.status == RS_S_FIT_FAILED, "flat cost: status %d", r.status);
+
+    /* Constant but not at a fixed point: whatever comes out is a status with finite rates
+     * or a failure, not a crash. */
+    for (int i = 0; i < 300; i++)
+        a[i] = 0.3, b[i] = 0.05, w[i] = -0.1;
+    rs_fit_options quick = opt;
+    quick.max_iterations = 30;
+    CHECK_OK(rs_fit_rates(a, b, w, 300, 1.0, 0.5, &quick, &r));
+    printf("PASS degenerate: constant trajectory off the fixed point -> status %d (%s), rate_h %g "
+           "rate_y %g, %d iterations\n",
+           r.status, rs_strerror(r.status), r.rate_h, r.rate_y, r.iterations);
+    CHECK(r.status == RS_OK || r.status == RS_S_NOT_CONVERGED || r.status == RS_S_FIT_FAILED,
+          "status %d", r.status);
+
+    /* Too short, NULLs, non-positive dh2(0), NaN data, bad options. */
+    CHECK(rs_fit_rates(a, b, w, 2, 1.0, 0.5, &opt, &r) == RS_E_INVALID, "n = 2");
+    CHECK(rs_fit_rates(NULL, b, w, N, 1.0, 0.5, &opt, &r) == RS_E_INVALID, "NULL dh2");
+    CHECK(rs_fit_rates(a, b, w, N, 1.0, 0.5, &opt, NULL) == RS_E_INVALID, "NULL result");
+    a[0] = 0.0;
+    CHECK(rs_fit_rates(a, b, w, N, 1.0, 0.5, &opt, &r) == RS_E_INVALID, "dh2[0] = 0");
+    a[0] = 0.3, b[7] = NAN;
+    CHECK(rs_fit_rates(a, b, w, 300, 1.0, 0.5, &opt, &r) == RS_E_INVALID, "NaN in data");
+    b[7] = 0.05;
+    rs_fit_options bad = opt;
+    bad.stride = 0;
+    CHECK(rs_fit_rates(a, b, w, 300, 1.0, 0.5, &bad, &r) == RS_E_INVALID, "stride 0");
+    bad = opt, bad.stride = 200;
+    CHECK(rs_fit_rates(a, b, w, 300, 1.0, 0.5, &bad, &r) == RS_E_INVALID, "< 3 fitted epochs");
+    bad = opt, bad.rel_tol = 0.0;
+    CHECK(rs_fit_rates(a, b, w, 300, 1.0, 0.5, &bad, &r) == RS_E_INVALID, "rel_tol 0");
+
+    /* Loss fit: no mean-output offset means nothing to fit. */
+    rs_fit_result f = {RS_OK, 3e-3, 3e-3, 0.0, 0.0, 1, 1, 1};
+    rs_fit_loss_result lr;
+    CHECK_OK(rs_fit_loss_rate(l, a, b, w, 300, 1.0, 0.5, 0.0, &f, &opt, &lr));
+    printf("%s degenerate loss fit (offset 0) -> status %d (%s)\n",
+           lr.status == RS_S_FIT_FAILED ? "PASS" : "FAIL", lr.status, rs_strerror(lr.status));
+    CHECK(lr.status == RS_S_FIT_FAILED, "loss fit with zero offset: status %d", lr.status);
+    CHECK(rs_fit_loss_rate(l, a, b, w, 2, 1.0, 0.5, 0.1, &f, &opt, &lr) == RS_E_INVALID, "n = 2");
+    f.rate_h = NAN;
+    CHECK(rs_fit_loss_rate(l, a, b, w, 300, 1.0, 0.5, 0.1, &f, &opt, &lr) == RS_E_INVALID,
+          "NaN fitted rate");
+    free(t);
+}
+
+static void test_defaults(void)
+{
+    rs_fit_options o;
+    rs_fit_options_default(&o);
+    CHECK(o.log10_rate_min == -6.0 && o.log10_rate_max == 2.0 && o.scan_points == 17 &&
+              o.stride == 1 && o.max_iterations == 200 && o.rel_tol == 1e-8,
+          "defaults");
+}
+
+int main(void)
+{
+    gsl_set_error_handler_off();
+    gsl_rng *rng = gsl_rng_alloc(gsl_rng_mt19937);
+    gsl_rng_set(rng, 20240611UL);
+    trajectory *tr = malloc(sizeof *tr);
+    rs_fit_result kept = {0};
+    test_defaults();
+    test_recover_rates(rng, tr, &kept);
+    test_stride(rng, tr);
+    test_loss_rate(rng, tr, &kept);
+    test_degenerate();
+    free(tr);
+    gsl_rng_free(rng);
+    return CHECK_REPORT("test_fit");
+}
