@@ -33,7 +33,8 @@ struct NI(engine) {
     REAL f[2];                 /* the outputs */
     REAL **z, **a, **g;        /* per stage: pre-activation, activation, dL/da (2 x n) */
     REAL *dz;                  /* scratch: dL/dz of the current stage (2 x max width) */
-    REAL *col, *dcol;          /* convolution scratch: (c_in*k) x len_out */
+    REAL *col, *dcol;          /* convolution scratch: (c_in*k) x (2*len_out) */
+    REAL *zb;                  /* convolution scratch: c_out x (2*len_out) */
     size_t bytes;
 };
 
@@ -84,25 +85,78 @@ static inline REAL NI(act_slope)(rs_activation kind, REAL z)
     }
 }
 
-/* ---- linear maps ---- */
-
-static void NI(im2col)(const NI(layer) *L, const REAL *in, REAL *col)
+/* a = act(z) and dz = g * act'(z) over n values; the switch sits outside the loops so that
+ * the piecewise-linear cases vectorise. */
+static void NI(act_array)(rs_activation kind, const REAL *restrict z, REAL *restrict a, size_t n)
 {
-    for (int ci = 0; ci < L->c_in; ci++)
-        for (int j = 0; j < L->k; j++)
-            memcpy(col + ((size_t)ci * L->k + j) * L->len_out, in + (size_t)ci * L->len_in + j,
-                   (size_t)L->len_out * sizeof(REAL));
+    switch (kind) {
+    case RS_ACT_LEAKY_RELU:
+        for (size_t i = 0; i < n; i++)
+            a[i] = z[i] > 0 ? z[i] : (REAL)0.01 * z[i];
+        break;
+    case RS_ACT_RELU:
+        for (size_t i = 0; i < n; i++)
+            a[i] = z[i] > 0 ? z[i] : 0;
+        break;
+    default:
+        for (size_t i = 0; i < n; i++)
+            a[i] = NI(act)(kind, z[i]);
+    }
 }
 
-static void NI(col2im_add)(const NI(layer) *L, const REAL *dcol, REAL *gin)
+static void NI(act_backward)(rs_activation kind, const REAL *restrict z, const REAL *restrict g,
+                             REAL *restrict dz, size_t n)
 {
-    for (int ci = 0; ci < L->c_in; ci++)
-        for (int j = 0; j < L->k; j++) {
-            const REAL *src = dcol + ((size_t)ci * L->k + j) * L->len_out;
-            REAL *dst = gin + (size_t)ci * L->len_in + j;
-            for (int t = 0; t < L->len_out; t++)
-                dst[t] += src[t];
-        }
+    switch (kind) {
+    case RS_ACT_LEAKY_RELU:
+        for (size_t i = 0; i < n; i++)
+            dz[i] = z[i] > 0 ? g[i] : (REAL)0.01 * g[i];
+        break;
+    case RS_ACT_RELU:
+        for (size_t i = 0; i < n; i++)
+            dz[i] = z[i] > 0 ? g[i] : 0;
+        break;
+    default:
+        for (size_t i = 0; i < n; i++)
+            dz[i] = g[i] * NI(act_slope)(kind, z[i]);
+    }
+}
+
+/* ---- linear maps ---- */
+
+/* Convolutions process both points in one GEMM: the im2col matrix holds point p's columns
+ * at [p*len_out, (p+1)*len_out) of rows of length 2*len_out. */
+static void NI(im2col)(const NI(layer) *L, const REAL *in, REAL *col)
+{
+    size_t n2 = 2 * (size_t)L->len_out;
+    for (int p = 0; p < 2; p++)
+        for (int ci = 0; ci < L->c_in; ci++)
+            for (int j = 0; j < L->k; j++)
+                memcpy(col + ((size_t)ci * L->k + j) * n2 + (size_t)p * L->len_out,
+                       in + (size_t)p * L->in + (size_t)ci * L->len_in + j,
+                       (size_t)L->len_out * sizeof(REAL));
+}
+
+static void NI(col2im_add)(const NI(layer) *L, const REAL *restrict dcol, REAL *restrict gin)
+{
+    size_t n2 = 2 * (size_t)L->len_out;
+    for (int p = 0; p < 2; p++)
+        for (int ci = 0; ci < L->c_in; ci++)
+            for (int j = 0; j < L->k; j++) {
+                const REAL *restrict src = dcol + ((size_t)ci * L->k + j) * n2 + (size_t)p * L->len_out;
+                REAL *restrict dst = gin + (size_t)p * L->in + (size_t)ci * L->len_in + j;
+                for (int t = 0; t < L->len_out; t++)
+                    dst[t] += src[t];
+            }
+}
+
+/* Between the point-major layout of activations (p, c, t) and the batched GEMM's (c, p, t). */
+static void NI(to_batched)(const NI(layer) *L, const REAL *z, REAL *zb)
+{
+    for (int co = 0; co < L->c_out; co++)
+        for (int p = 0; p < 2; p++)
+            memcpy(zb + ((size_t)co * 2 + p) * L->len_out,
+                   z + (size_t)p * L->out + (size_t)co * L->len_out, (size_t)L->len_out * sizeof(REAL));
 }
 
 /* Dense forward for both points: z_p[i] = W[i,:] . in_p, reading each row of W once.
@@ -155,22 +209,25 @@ static void NI(map_forward)(struct NI(engine) *e, const NI(layer) *L, const REAL
                 z[(size_t)p * L->out + j] += L->b[j];
         return;
     }
-    int ck = L->c_in * L->k;
-    for (int p = 0; p < 2; p++) {
-        REAL *zp = z + (size_t)p * L->out;
-        NI(im2col)(L, in + (size_t)p * L->in, e->col);
-        GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, L->c_out, L->len_out, ck, 1, L->W, ck,
-             e->col, L->len_out, 0, zp, L->len_out);
-        for (int co = 0; co < L->c_out; co++)
+    int ck = L->c_in * L->k, n2 = 2 * L->len_out;
+    NI(im2col)(L, in, e->col);
+    GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, L->c_out, n2, ck, 1, L->W, ck, e->col, n2, 0,
+         e->zb, n2);
+    for (int p = 0; p < 2; p++)
+        for (int co = 0; co < L->c_out; co++) {
+            const REAL *src = e->zb + ((size_t)co * 2 + p) * L->len_out;
+            REAL *dst = z + (size_t)p * L->out + (size_t)co * L->len_out;
             for (int t = 0; t < L->len_out; t++)
-                zp[(size_t)co * L->len_out + t] += L->b[co];
-    }
+                dst[t] = src[t] + L->b[co];
+        }
 }
 
-/* Rows of a dense weight matrix handled per block in the fused backward+update: 16 rows of
- * 500 doubles (64 KB) stay in L2 between the two passes over them (measured best of 8..128
- * on the default net). */
-#define FUSE_ROWS 16
+/* Bytes of a dense weight matrix handled per block in the fused backward+update: the block is
+ * read once from memory for W^T dz and is still in L2 (1 MB here) for the step. FUSE_BYTES is
+ * a compile-time knob for the benchmark (tests/bench). */
+#ifndef FUSE_BYTES
+#define FUSE_BYTES (64 * 1024)
+#endif
 
 /* Backward through one map and its parameter step, fused so each weight is read from memory
  * once: given dz (2 x out) and the map's input `in` (as used in the forward pass), add
@@ -183,8 +240,10 @@ static void NI(map_backward)(struct NI(engine) *e, const NI(layer) *L, const REA
                              REAL beta)
 {
     if (!L->conv) {
-        for (int r0 = 0; r0 < L->out; r0 += FUSE_ROWS) {
-            int nb = L->out - r0 < FUSE_ROWS ? L->out - r0 : FUSE_ROWS;
+        int rows = (int)(FUSE_BYTES / ((size_t)L->in * sizeof(REAL)));
+        rows = rows < 8 ? 8 : rows;
+        for (int r0 = 0; r0 < L->out; r0 += rows) {
+            int nb = L->out - r0 < rows ? L->out - r0 : rows;
             if (gin)
                 GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 2, L->in, nb, 1, dz + r0,
                      L->out, L->W + (size_t)r0 * L->in, L->in, 1, gin, L->in);
@@ -195,24 +254,21 @@ static void NI(map_backward)(struct NI(engine) *e, const NI(layer) *L, const REA
             bt[j] = beta * bt[j] + alpha * (dz[j] + dz[L->out + j]);
         return;
     }
-    int ck = L->c_in * L->k;
-    if (gin)
-        for (int p = 0; p < 2; p++) {
-            GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, ck, L->len_out, L->c_out, 1, L->W, ck,
-                 dz + (size_t)p * L->out, L->len_out, 0, e->dcol, L->len_out);
-            NI(col2im_add)(L, e->dcol, gin + (size_t)p * L->in);
-        }
-    for (int p = 0; p < 2; p++) {
-        NI(im2col)(L, in + (size_t)p * L->in, e->col);
-        GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, L->c_out, ck, L->len_out, alpha,
-             dz + (size_t)p * L->out, L->len_out, e->col, L->len_out, p == 0 ? beta : 1, Wt, ck);
+    int ck = L->c_in * L->k, n2 = 2 * L->len_out;
+    NI(to_batched)(L, dz, e->zb);
+    if (gin) {
+        GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, ck, n2, L->c_out, 1, L->W, ck, e->zb, n2, 0,
+             e->dcol, n2);
+        NI(col2im_add)(L, e->dcol, gin);
     }
+    NI(im2col)(L, in, e->col);
+    GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, L->c_out, ck, n2, alpha, e->zb, n2, e->col, n2,
+         beta, Wt, ck);
     for (int co = 0; co < L->c_out; co++) {
-        REAL s = 0;
-        for (int p = 0; p < 2; p++)
-            for (int t = 0; t < L->len_out; t++)
-                s += dz[(size_t)p * L->out + (size_t)co * L->len_out + t];
-        bt[co] = beta * bt[co] + alpha * s;
+        REAL sum = 0;
+        for (int t = 0; t < n2; t++)
+            sum += e->zb[(size_t)co * n2 + t];
+        bt[co] = beta * bt[co] + alpha * sum;
     }
 }
 
@@ -238,8 +294,7 @@ static void NI(forward)(struct NI(engine) *e, int training)
         NI(layer) *L = &e->layer[s];
         NI(map_forward)(e, L, NI(map_input)(e, s, training), e->z[s]);
         size_t n = 2 * (size_t)L->out;
-        for (size_t i = 0; i < n; i++)
-            e->a[s][i] = NI(act)(act, e->z[s][i]);
+        NI(act_array)(act, e->z[s], e->a[s], n);
         if (e->arch->skip && s >= 1) {
             if (s == 1) { /* the stage two before is the input: width 1, added to every unit */
                 for (int p = 0; p < 2; p++)
@@ -269,9 +324,7 @@ static void NI(backward)(struct NI(engine) *e, const rs_pair *d, REAL lr, int gr
         NI(layer) *L = &e->layer[s];
         const REAL *dz = df;
         if (s < S) { /* dz = g[s] * act'(z[s]) */
-            size_t n = 2 * (size_t)L->out;
-            for (size_t i = 0; i < n; i++)
-                e->dz[i] = e->g[s][i] * NI(act_slope)(act, e->z[s][i]);
+            NI(act_backward)(act, e->z[s], e->g[s], e->dz, 2 * (size_t)L->out);
             dz = e->dz;
         }
         REAL *gin = s > 0 ? e->g[s - 1] : NULL;
@@ -372,6 +425,7 @@ void NI(engine_free)(struct NI(engine) *e)
     free(e->dz);
     free(e->col);
     free(e->dcol);
+    free(e->zb);
     free(e);
 }
 
@@ -388,7 +442,7 @@ struct NI(engine) *NI(engine_alloc)(const rs_arch *arch, const rs_map_shape *sha
     e->g = calloc((size_t)S, sizeof *e->g);
     if (!e->layer || !e->z || !e->a || !e->g)
         goto fail;
-    size_t max_width = 1, max_col = 1;
+    size_t max_width = 1, max_col = 1, max_zb = 1;
     for (int s = 0; s <= S; s++) {
         NI(layer) *L = &e->layer[s];
         const rs_map_shape *m = &shapes[s];
@@ -405,8 +459,10 @@ struct NI(engine) *NI(engine_alloc)(const rs_arch *arch, const rs_map_shape *sha
             goto fail;
         if ((size_t)L->out > max_width)
             max_width = (size_t)L->out;
-        if (L->conv && (size_t)L->c_in * L->k * L->len_out > max_col)
-            max_col = (size_t)L->c_in * L->k * L->len_out;
+        if (L->conv && 2 * (size_t)L->c_in * L->k * L->len_out > max_col)
+            max_col = 2 * (size_t)L->c_in * L->k * L->len_out;
+        if (L->conv && 2 * (size_t)L->out > max_zb)
+            max_zb = 2 * (size_t)L->out;
         if (s < S) {
             e->z[s] = NI(new_array)(e, 2 * (size_t)L->out);
             e->a[s] = NI(new_array)(e, 2 * (size_t)L->out);
@@ -418,7 +474,8 @@ struct NI(engine) *NI(engine_alloc)(const rs_arch *arch, const rs_map_shape *sha
     e->dz = NI(new_array)(e, 2 * max_width);
     e->col = NI(new_array)(e, max_col);
     e->dcol = NI(new_array)(e, max_col);
-    if (!e->dz || !e->col || !e->dcol)
+    e->zb = NI(new_array)(e, max_zb);
+    if (!e->dz || !e->col || !e->dcol || !e->zb)
         goto fail;
     return e;
 fail:
