@@ -380,6 +380,7 @@ static void fit_from_starts(rate_ctx *c, const rs_fit_options *o, double (*x0)[2
     run_lm(c, &c->full, best.x, o->max_iterations, LM_XTOL, &out);
     res->rate_h = rate_of(c, out.x[0]);
     res->rate_y = rate_of(c, out.x[1]);
+    res->at_floor = out.x[0] <= c->ln_floor || out.x[1] <= c->ln_floor;
     res->iterations = out.iterations;
     res->converged = out.gsl == GSL_SUCCESS;
     res->status = res->converged ? RS_OK
@@ -489,7 +490,8 @@ int rs_fit_rates(const double *dh2, const double *dyhat2, const double *w, size_
         !(target_gap2 >= 0.0 && isfinite(target_gap2)) || (n - 1) / o->stride + 1 < 3)
         return RS_E_INVALID;
 
-    *res = (rs_fit_result){RS_S_FIT_FAILED, NAN, NAN, INFINITY, INFINITY, 0, 0, 0};
+    *res = (rs_fit_result){.status = RS_S_FIT_FAILED, .rate_h = NAN, .rate_y = NAN,
+                           .fit_loss = INFINITY, .fit_loss_rel = INFINITY};
     rate_ctx c;
     int st = rate_ctx_init(&c, dh2, dyhat2, w, n, input_gap2, target_gap2, o);
     if (st != RS_OK)

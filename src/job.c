@@ -17,8 +17,10 @@ static int fail_at(char *err, size_t len, const char *file, int line, int status
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    if (err && len)
+    if (err && len && line > 0)
         snprintf(err, len, "%s:%d: %s", file, line, msg);
+    else if (err && len)
+        snprintf(err, len, "%s: %s", file, msg);
     return status;
 }
 

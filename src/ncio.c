@@ -152,12 +152,14 @@ int rs_ncio_write_trial(const char *path, const rs_trial_spec *s, const rs_traje
     for (size_t i = 0; i < n_scalars; i++)
         NC(def_var(nc, scalars[i].name, 0, NULL, scalars[i].long_name,
                    strstr(scalars[i].name, "seconds") ? "s" : "1", &svar[i]));
-    int var_status, var_conv, var_epochs;
+    int var_status, var_conv, var_epochs, var_floor;
     NC(nc_def_var(nc, "status", NC_INT, 0, NULL, &var_status));
     NC(put_text(nc, var_status, "long_name", "trial status"));
     NC(put_text(nc, var_status, "meaning", rs_strerror(r->status)));
     NC(nc_def_var(nc, "converged", NC_INT, 0, NULL, &var_conv));
     NC(put_text(nc, var_conv, "long_name", "1 if the final loss is below converge_loss"));
+    NC(nc_def_var(nc, "fit_rate_at_floor", NC_INT, 0, NULL, &var_floor));
+    NC(put_text(nc, var_floor, "long_name", "1 if a fitted rate sits at its floor (unconstrained)"));
     NC(nc_def_var(nc, "epochs_run", NC_INT, 0, NULL, &var_epochs));
     NC(put_text(nc, var_epochs, "long_name", "epochs recorded"));
     NC(put_arch_attributes(nc, s, path, err, err_len) == RS_OK ? NC_NOERR : NC_EINVAL);
@@ -178,7 +180,8 @@ int rs_ncio_write_trial(const char *path, const rs_trial_spec *s, const rs_traje
         NC(nc_put_var_double(nc, var_stages, t->dh2_stages));
     for (size_t i = 0; i < n_scalars; i++)
         NC(nc_put_var_double(nc, svar[i], &scalars[i].value));
-    int ival = r->status, conv = r->converged, er = (int)r->epochs_run;
+    int ival = r->status, conv = r->converged, er = (int)r->epochs_run, floor_ = r->fit.at_floor;
+    NC(nc_put_var_int(nc, var_floor, &floor_));
     NC(nc_put_var_int(nc, var_status, &ival));
     NC(nc_put_var_int(nc, var_conv, &conv));
     NC(nc_put_var_int(nc, var_epochs, &er));

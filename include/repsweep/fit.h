@@ -32,6 +32,8 @@ typedef struct {
     double fit_loss;         /* Eq. 49: sum over fitted epochs and the 3 curves of squared residuals */
     double fit_loss_rel;     /* fit_loss / sum over the same epochs of dh2^2 + dyhat2^2 + w^2 */
     int converged;           /* 1 if the LM iteration met its tolerance */
+    int at_floor;            /* 1 if a rate sits at the floor: the data do not constrain it
+                              * (e.g. dh2 moving against the theory's sign); read fit_loss_rel */
     int iterations;          /* LM iterations */
     int ode_solves;          /* ODE integrations used (scan + LM), a cost measure */
 } rs_fit_result;

@@ -166,6 +166,7 @@ static void print_json(const rs_trial_spec *s, const rs_trial_result *r)
            r->converged ? "true" : "false", r->epochs_run, s->seed);
     printf("  \"observed_stage\": %d,\n  \"fit_converged\": %s,\n  \"fit_iterations\": %d,\n",
            r->observed_stage, r->fit.converged ? "true" : "false", r->fit.iterations);
+    printf("  \"fit_rate_at_floor\": %s,\n", r->fit.at_floor ? "true" : "false");
     json_num("gain", s->gain, 0);
     json_num("lr", s->lr, 0);
     json_num("input_gap", s->input_gap, 0);
@@ -222,6 +223,9 @@ static void print_summary(const rs_trial_spec *s, const rs_trial_result *r)
                r->fit.converged ? "converged" : "not converged", r->fit.iterations);
         printf("         fit loss %.4g (relative %.3g); loss-curve fit relative %.3g\n",
                r->fit.fit_loss, r->fit.fit_loss_rel, r->fit_ybar.fit_loss_rel);
+        if (r->fit.at_floor)
+            printf("         warning: a fitted rate sits at its floor (1e-12 per epoch): the "
+                   "data do not constrain it\n");
         printf("theory   A_high = %.5g, A_low = %.5g; predicted final dh2 %.5g vs measured "
                "%.5g (ratio %.4f)\n", r->A_high, r->A_low, r->dh2_predicted, r->dh2_final,
                r->dh2_predicted / r->dh2_final);

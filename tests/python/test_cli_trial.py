@@ -8,7 +8,7 @@ import pytest
 REQUIRED_KEYS = [
     "dh2_initial", "dyhat2_initial", "w_initial", "dh2_final", "loss_final", "converged",
     "epochs_run", "rate_h", "rate_y", "fit_loss", "fit_loss_rel", "A_high", "A_low",
-    "dh2_predicted", "train_seconds", "fit_seconds", "status",
+    "dh2_predicted", "train_seconds", "fit_seconds", "status", "fit_rate_at_floor", "rate_ybar",
 ]
 TIMING_KEYS = {"train_seconds", "fit_seconds"}
 CHEAP = ("--arch", "narrow", "--epochs", "300")

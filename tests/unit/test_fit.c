@@ -210,7 +210,8 @@ static void test_degenerate(void)
     CHECK(rs_fit_rates(a, b, w, 300, 1.0, 0.5, &bad, &r) == RS_E_INVALID, "rel_tol 0");
 
     /* Loss fit: no mean-output offset means nothing to fit. */
-    rs_fit_result f = {RS_OK, 3e-3, 3e-3, 0.0, 0.0, 1, 1, 1};
+    rs_fit_result f = {.status = RS_OK, .rate_h = 3e-3, .rate_y = 3e-3, .converged = 1,
+                       .iterations = 1, .ode_solves = 1};
     rs_fit_loss_result lr;
     CHECK_OK(rs_fit_loss_rate(l, a, b, w, 300, 1.0, 0.5, 0.0, &f, &opt, &lr));
     printf("%s degenerate loss fit (offset 0) -> status %d (%s)\n",
