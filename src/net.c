@@ -166,6 +166,81 @@ static void arch_shapes(const rs_arch *a, rs_map_shape *m)
     dense_shape(&m[L + 2], len, 1);
 }
 
+/* Weights and biases of the S stages and the output layer. */
+static size_t shapes_param_count(const rs_map_shape *m, int S)
+{
+    size_t n = 0;
+    for (int s = 0; s <= S; s++)
+        n += m[s].n_weight + (size_t)(m[s].conv ? m[s].c_out : m[s].out);
+    return n;
+}
+
+/* The shapes of `arch` (S + 1 maps) in a new array, NULL if invalid or out of memory. */
+static rs_map_shape *arch_shapes_alloc(const rs_arch *arch)
+{
+    if (rs_arch_validate(arch, NULL, 0) != RS_OK)
+        return NULL;
+    rs_map_shape *m = calloc((size_t)rs_arch_stage_count(arch) + 1, sizeof *m);
+    if (m)
+        arch_shapes(arch, m);
+    return m;
+}
+
+size_t rs_arch_param_count(const rs_arch *arch)
+{
+    rs_map_shape *m = arch_shapes_alloc(arch);
+    size_t n = m ? shapes_param_count(m, rs_arch_stage_count(arch)) : 0;
+    free(m);
+    return n;
+}
+
+double rs_arch_conv_macs(const rs_arch *arch)
+{
+    rs_map_shape *m = arch_shapes_alloc(arch);
+    double macs = 0;
+    for (int s = 0; m && s <= rs_arch_stage_count(arch); s++)
+        if (m[s].conv)
+            macs += (double)m[s].n_weight * m[s].len_out;
+    free(m);
+    return macs;
+}
+
+/* n numbers of `real` bytes as the engine allocates them: 64-byte aligned blocks. */
+static size_t aligned_array_bytes(size_t n, size_t real)
+{
+    size_t bytes = ((n * real + 63) / 64) * 64;
+    return bytes ? bytes : 64;
+}
+
+size_t rs_arch_workspace_bytes(const rs_arch *arch, rs_precision precision)
+{
+    rs_map_shape *m = arch_shapes_alloc(arch);
+    if (!m)
+        return 0;
+    size_t real = precision == RS_PRECISION_FLOAT32 ? sizeof(float) : sizeof(double);
+    size_t bytes = 0, max_width = 1, max_col = 1, max_zb = 1;
+    int S = rs_arch_stage_count(arch);
+    for (int s = 0; s <= S; s++) {
+        bytes += aligned_array_bytes(m[s].n_weight, real) +
+                 aligned_array_bytes((size_t)(m[s].conv ? m[s].c_out : m[s].out), real);
+        if (arch->dropout > 0) /* mask and masked input */
+            bytes += 2 * aligned_array_bytes(2 * (size_t)m[s].in, real);
+        if (s < S) /* pre-activation, activation, dL/da for both points */
+            bytes += 3 * aligned_array_bytes(2 * (size_t)m[s].out, real);
+        if ((size_t)m[s].out > max_width)
+            max_width = (size_t)m[s].out;
+        if (m[s].conv && 2 * (size_t)m[s].c_in * m[s].k * m[s].len_out > max_col)
+            max_col = 2 * (size_t)m[s].c_in * m[s].k * m[s].len_out;
+        if (m[s].conv && 2 * (size_t)m[s].out > max_zb)
+            max_zb = 2 * (size_t)m[s].out;
+    }
+    /* scratch: dL/dz, the convolution's column buffers and its output block */
+    bytes += aligned_array_bytes(2 * max_width, real) + 2 * aligned_array_bytes(max_col, real) +
+             aligned_array_bytes(max_zb, real);
+    free(m);
+    return bytes;
+}
+
 rs_net *rs_net_alloc(const rs_arch *arch, rs_precision precision)
 {
     if (rs_arch_validate(arch, NULL, 0) != RS_OK)
@@ -176,13 +251,10 @@ rs_net *rs_net_alloc(const rs_arch *arch, rs_precision precision)
     net->arch = *arch;
     net->precision = precision;
     net->S = rs_arch_stage_count(arch);
-    net->shapes = calloc((size_t)net->S + 1, sizeof *net->shapes);
+    net->shapes = arch_shapes_alloc(arch);
     if (!net->shapes)
         goto fail;
-    arch_shapes(arch, net->shapes);
-    for (int s = 0; s <= net->S; s++)
-        net->n_params += net->shapes[s].n_weight +
-                         (size_t)(net->shapes[s].conv ? net->shapes[s].c_out : net->shapes[s].out);
+    net->n_params = shapes_param_count(net->shapes, net->S);
     if (precision == RS_PRECISION_FLOAT32)
         net->e32 = rs_engine_alloc_f32(&net->arch, net->shapes, net->S);
     else

@@ -96,6 +96,21 @@ int rs_arch_validate(const rs_arch *arch, char *why, size_t why_len);
 int rs_arch_stage_count(const rs_arch *arch);
 int rs_arch_observed_stage(const rs_arch *arch);
 
+/* Parameters (weights and biases) of a network of this shape, without allocating it;
+ * 0 for an invalid architecture. */
+size_t rs_arch_param_count(const rs_arch *arch);
+/* Multiply-adds of one forward pass of one point through the convolutional maps (0 for a
+ * dense net): the part of an epoch's cost that the weights' size does not tell (cost model,
+ * grid.h). 0 for an invalid architecture. */
+double rs_arch_conv_macs(const rs_arch *arch);
+
+/* What rs_net_bytes will report for a network of this shape, computed from the shapes
+ * alone (weights, per-stage activations, dropout masks, convolution scratch, as the engine
+ * lays them out; test_grid checks the two agree): the memory a trial needs, for planning.
+ * Not the parameters: the convolution net's activations are 25 times its weights.
+ * 0 for an invalid architecture. */
+size_t rs_arch_workspace_bytes(const rs_arch *arch, rs_precision precision);
+
 /* Allocate the workspace for one trial. NULL on allocation failure or invalid arch. */
 rs_net *rs_net_alloc(const rs_arch *arch, rs_precision precision);
 void rs_net_free(rs_net *net);

@@ -4,5 +4,6 @@
 #define REPSWEEP_CLI_COMMANDS_H
 
 int cmd_trial(int argc, char **argv);
+int cmd_check(int argc, char **argv);
 
 #endif

@@ -23,6 +23,7 @@ static void usage(FILE *out)
             "\n"
             "commands:\n"
             "  trial     train one network, fit the theory's rates, predict the final distance\n"
+            "  check     validate job files; print trials, core-hours, memory and output size\n"
             "\n"
             "  repsweep COMMAND --help   shows a command's options\n"
             "  repsweep --version        prints the version and git commit\n");
@@ -47,6 +48,8 @@ int main(int argc, char **argv)
     }
     if (strcmp(cmd, "trial") == 0)
         return cmd_trial(argc - 1, argv + 1);
-    fprintf(stderr, "repsweep: unknown command '%s' (expected: trial; see repsweep --help)\n", cmd);
+    if (strcmp(cmd, "check") == 0)
+        return cmd_check(argc - 1, argv + 1);
+    fprintf(stderr, "repsweep: unknown command '%s' (expected: trial or check; see repsweep --help)\n", cmd);
     return 2;
 }
