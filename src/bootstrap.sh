@@ -7,7 +7,7 @@ set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 
 pkgs=(cmake make gcc pkg-config libopenblas-pthread-dev libgsl-dev libnetcdf-dev netcdf-bin
-      libconfig-dev openmpi-bin libopenmpi-dev python3 python3-numpy python3-xarray
+      libconfig-dev zlib1g-dev openmpi-bin libopenmpi-dev python3 python3-numpy python3-xarray
       python3-netcdf4 python3-matplotlib)
 if [[ "${1:-}" == "--tests" ]]; then
   pkgs+=(python3-pytest python3-torch)

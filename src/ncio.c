@@ -2,11 +2,15 @@
 #define _POSIX_C_SOURCE 200809L
 #include "repsweep/ncio.h"
 
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
 #include <netcdf.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "repsweep/status.h"
 
@@ -47,12 +51,16 @@ static int def_var(int nc, const char *name, int ndims, const int *dims, const c
     return st;
 }
 
+static void iso_time(time_t when, char *buf, size_t len)
+{
+    struct tm tm;
+    gmtime_r(&when, &tm);
+    strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
 static void iso_time_now(char *buf, size_t len)
 {
-    time_t now = time(NULL);
-    struct tm tm;
-    gmtime_r(&now, &tm);
-    strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    iso_time(time(NULL), buf, len);
 }
 
 static int put_arch_attributes(int nc, const rs_trial_spec *s, const char *path, char *err,
@@ -86,6 +94,20 @@ static int put_arch_attributes(int nc, const rs_trial_spec *s, const char *path,
     iso_time_now(when, sizeof when);
     NC(put_text(nc, NC_GLOBAL, "created", when));
 done:
+    return status;
+}
+
+/* Close `nc` if open; a failed close (data not flushed) turns an RS_OK `status` into an
+ * error. Returns the status to report. */
+static int close_nc(int nc, const char *path, int status, char *err, size_t err_len)
+{
+    if (nc < 0)
+        return status;
+    int st = nc_close(nc);
+    if (st != NC_NOERR && status == RS_OK) {
+        snprintf(err, err_len, "%s: netCDF: %s (closing)", path, nc_strerror(st));
+        return RS_E_NETCDF;
+    }
     return status;
 }
 
@@ -186,13 +208,7 @@ int rs_ncio_write_trial(const char *path, const rs_trial_spec *s, const rs_traje
     NC(nc_put_var_int(nc, var_conv, &conv));
     NC(nc_put_var_int(nc, var_epochs, &er));
 done:
-    if (nc >= 0) {
-        int st = nc_close(nc);
-        if (st != NC_NOERR && status == RS_OK) {
-            snprintf(err, err_len, "%s: netCDF: %s (closing)", path, nc_strerror(st));
-            status = RS_E_NETCDF;
-        }
-    }
+    status = close_nc(nc, path, status, err, err_len);
     return status;
 }
 
@@ -240,4 +256,244 @@ done:
         nc_close(nc);
     free(theta);
     return status;
+}
+
+/* --- a sweep's results file --- */
+
+static int by_index(const void *a, const void *b)
+{
+    uint64_t x = ((const rs_store_record *)a)->index, y = ((const rs_store_record *)b)->index;
+    return (x > y) - (x < y);
+}
+
+/* The per-trial coordinates (grid.h) of the sorted records, one array per variable. */
+typedef struct {
+    long long *trial, *seed;
+    int *block, *arch_index;
+    double *gain, *input_gap, *target_gap;
+    const char **arch;
+} sweep_coords;
+
+static void coords_free(sweep_coords *c)
+{
+    free(c->trial);
+    free(c->seed);
+    free(c->block);
+    free(c->arch_index);
+    free(c->gain);
+    free(c->input_gap);
+    free(c->target_gap);
+    free((void *)c->arch);
+}
+
+static int coords_fill(const rs_grid *grid, const rs_store_record *recs, size_t n,
+                       sweep_coords *c)
+{
+    size_t m = n ? n : 1;
+    c->trial = malloc(m * sizeof *c->trial);
+    c->seed = malloc(m * sizeof *c->seed);
+    c->block = malloc(m * sizeof *c->block);
+    c->arch_index = malloc(m * sizeof *c->arch_index);
+    c->gain = malloc(m * sizeof *c->gain);
+    c->input_gap = malloc(m * sizeof *c->input_gap);
+    c->target_gap = malloc(m * sizeof *c->target_gap);
+    c->arch = malloc(m * sizeof *c->arch);
+    if (!c->trial || !c->seed || !c->block || !c->arch_index || !c->gain || !c->input_gap ||
+        !c->target_gap || !c->arch)
+        return RS_E_NOMEM;
+    for (size_t i = 0; i < n; i++) {
+        rs_grid_coords g;
+        rs_grid_trial t;
+        int st = rs_grid_coords_of(grid, recs[i].index, &g);
+        if (st == RS_OK)
+            st = rs_grid_trial_at(grid, &g, &t);
+        if (st != RS_OK)
+            return st;
+        int net = t.kind == RS_BLOCK_NETWORK;
+        c->trial[i] = (long long)recs[i].index;
+        c->block[i] = g.block;
+        c->arch_index[i] = net ? (int)g.arch : -1;
+        c->arch[i] = net ? t.arch->name : "";
+        c->gain[i] = net ? t.gain : NAN;
+        c->seed[i] = net ? t.seed : -1;
+        c->input_gap[i] = t.input_gap;
+        c->target_gap[i] = t.target_gap;
+    }
+    return RS_OK;
+}
+
+/* Define a per-trial variable of `type` with CF long_name and units. */
+static int def_trial_var(int nc, const char *name, nc_type type, int dim, const char *long_name,
+                         const char *units, int *var)
+{
+    int st = nc_def_var(nc, name, type, 1, &dim, var);
+    if (st == NC_NOERR)
+        st = put_text(nc, *var, "long_name", long_name);
+    if (st == NC_NOERR && units)
+        st = put_text(nc, *var, "units", units);
+    return st;
+}
+
+/* "0: name0, 1: name1, ..." for the `block` variable's attribute. */
+static char *block_names(const rs_grid *grid)
+{
+    size_t len = 1;
+    for (int b = 0; b < grid->n_blocks; b++)
+        len += strlen(grid->job->blocks[b].name) + 32;
+    char *s = malloc(len), *p = s;
+    if (!s)
+        return NULL;
+    *p = 0;
+    for (int b = 0; b < grid->n_blocks; b++)
+        p += sprintf(p, "%s%d: %s (%s)", b ? ", " : "", b, grid->job->blocks[b].name,
+                     grid->job->blocks[b].kind == RS_BLOCK_NETWORK ? "network" : "theory-only");
+    return s;
+}
+
+/* Write the file itself (to `path`, the temporary name). */
+static int write_sweep_file(const char *path, const rs_grid *grid, const rs_store_record *recs,
+                            size_t n, const sweep_coords *c, const rs_ncio_sweep_info *info,
+                            char *err, size_t err_len)
+{
+    int status = RS_OK, nc = -1, dim, nf;
+    const rs_store_field *f = rs_store_fields(&nf);
+    int v_trial, v_block, v_arch_index, v_arch, v_gain, v_seed, v_input, v_target, v_field[64];
+    char when[32], hash[32], *blocks = block_names(grid);
+    double *column = malloc((n ? n : 1) * sizeof *column);
+    long long *icolumn = malloc((n ? n : 1) * sizeof *icolumn), total = (long long)rs_grid_count(grid),
+              done = (long long)n;
+    if (!blocks || !column || !icolumn) {
+        status = RS_E_NOMEM;
+        goto done;
+    }
+    NC(nc_create(path, NC_CLOBBER | NC_NETCDF4, &nc));
+    NC(nc_def_dim(nc, "trial", n, &dim));
+    NC(def_trial_var(nc, "trial", NC_INT64, dim, "the trial's index in the job's grid "
+                     "(grid.h: blocks in file order, the last axis fastest)", "1", &v_trial));
+    NC(def_trial_var(nc, "block", NC_INT, dim, "block of the job file (0-based)", "1", &v_block));
+    NC(put_text(nc, v_block, "block_names", blocks));
+    NC(def_trial_var(nc, "arch_index", NC_INT, dim, "index into the block's architectures "
+                     "(-1: theory-only)", "1", &v_arch_index));
+    NC(def_trial_var(nc, "arch", NC_STRING, dim, "architecture name (empty: theory-only)", NULL,
+                     &v_arch));
+    NC(def_trial_var(nc, "gain", NC_DOUBLE, dim, "initial weight gain (Xavier-normal); NaN "
+                     "for theory-only trials", "1", &v_gain));
+    NC(def_trial_var(nc, "input_gap", NC_DOUBLE, dim, "data input gap |x2 - x1| (a distance)",
+                     "1", &v_input));
+    NC(def_trial_var(nc, "target_gap", NC_DOUBLE, dim, "data target gap |y2 - y1| (a distance; "
+                     "not the predicted output difference dyhat2)", "1", &v_target));
+    NC(def_trial_var(nc, "seed", NC_INT64, dim, "seed of the initial weights (-1: "
+                     "theory-only)", "1", &v_seed));
+    for (int i = 0; i < nf; i++)
+        NC(def_trial_var(nc, f[i].name, f[i].is_int ? NC_INT64 : NC_DOUBLE, dim,
+                         f[i].long_name, f[i].units, &v_field[i]));
+    NC(put_text(nc, NC_GLOBAL, "Conventions", "CF-1.8"));
+    NC(put_text(nc, NC_GLOBAL, "title", "repsweep sweep: one summary per finished trial"));
+    NC(put_text(nc, NC_GLOBAL, "job_name", info->job_name));
+    NC(put_text(nc, NC_GLOBAL, "job_text", info->job_text));
+    snprintf(hash, sizeof hash, "%016llx", (unsigned long long)info->job_hash);
+    NC(put_text(nc, NC_GLOBAL, "job_hash", hash));
+    if (info->command_line)
+        NC(put_text(nc, NC_GLOBAL, "command_line", info->command_line));
+    NC(put_text(nc, NC_GLOBAL, "repsweep_version", REPSWEEP_VERSION));
+    NC(put_text(nc, NC_GLOBAL, "repsweep_git_commit", REPSWEEP_GIT_COMMIT));
+    NC(put_text(nc, NC_GLOBAL, "netcdf_version", nc_inq_libvers()));
+    NC(nc_put_att_longlong(nc, NC_GLOBAL, "trials_total", NC_INT64, 1, &total));
+    NC(nc_put_att_longlong(nc, NC_GLOBAL, "trials_done", NC_INT64, 1, &done));
+    iso_time((time_t)info->created, when, sizeof when);
+    NC(put_text(nc, NC_GLOBAL, "created", when));
+    iso_time_now(when, sizeof when);
+    NC(put_text(nc, NC_GLOBAL, "updated", when));
+    NC(nc_enddef(nc));
+    if (n > 0) {
+        NC(nc_put_var_longlong(nc, v_trial, c->trial));
+        NC(nc_put_var_int(nc, v_block, c->block));
+        NC(nc_put_var_int(nc, v_arch_index, c->arch_index));
+        NC(nc_put_var_string(nc, v_arch, c->arch));
+        NC(nc_put_var_double(nc, v_gain, c->gain));
+        NC(nc_put_var_double(nc, v_input, c->input_gap));
+        NC(nc_put_var_double(nc, v_target, c->target_gap));
+        NC(nc_put_var_longlong(nc, v_seed, c->seed));
+    }
+    for (int i = 0; i < nf && n > 0; i++) {
+        for (size_t k = 0; k < n; k++) {
+            const char *at = (const char *)&recs[k] + f[i].offset;
+            if (f[i].is_int)
+                memcpy(&icolumn[k], at, sizeof(long long));
+            else
+                memcpy(&column[k], at, sizeof(double));
+        }
+        if (f[i].is_int)
+            NC(nc_put_var_longlong(nc, v_field[i], icolumn));
+        else
+            NC(nc_put_var_double(nc, v_field[i], column));
+    }
+done:
+    status = close_nc(nc, path, status, err, err_len);
+    free(blocks);
+    free(column);
+    free(icolumn);
+    return status;
+}
+
+/* fsync a file, or (dir = 1) the directory holding it, so a rename is durable. */
+static int sync_path(const char *path, int dir)
+{
+    char buf[4096];
+    snprintf(buf, sizeof buf, "%s", path);
+    if (dir) {
+        char *slash = strrchr(buf, '/');
+        if (!slash)
+            snprintf(buf, sizeof buf, ".");
+        else if (slash == buf)
+            slash[1] = 0;
+        else
+            *slash = 0;
+    }
+    int fd = open(buf, O_RDONLY);
+    if (fd < 0)
+        return -1;
+    int st = fsync(fd);
+    close(fd);
+    return st;
+}
+
+int rs_ncio_write_sweep(const char *path, const rs_grid *grid, const rs_store_record *recs,
+                        size_t n, const rs_ncio_sweep_info *info, char *err, size_t err_len)
+{
+    char tmp[4096];
+    if ((size_t)snprintf(tmp, sizeof tmp, "%s.tmp", path) >= sizeof tmp) {
+        snprintf(err, err_len, "%s: path too long", path);
+        return RS_E_INVALID;
+    }
+    /* sorted by grid index, so the file does not depend on rank count or finishing order */
+    rs_store_record *sorted = malloc((n ? n : 1) * sizeof *sorted);
+    sweep_coords c;
+    memset(&c, 0, sizeof c);
+    if (!sorted)
+        return RS_E_NOMEM;
+    if (n)
+        memcpy(sorted, recs, n * sizeof *sorted);
+    qsort(sorted, n, sizeof *sorted, by_index);
+    int status = coords_fill(grid, sorted, n, &c);
+    if (status == RS_OK)
+        status = write_sweep_file(tmp, grid, sorted, n, &c, info, err, err_len);
+    coords_free(&c);
+    free(sorted);
+    if (status == RS_E_NOMEM || status == RS_E_INVALID)
+        snprintf(err, err_len, "%s: %s while writing the results", path, rs_strerror(status));
+    if (status == RS_OK && sync_path(tmp, 0) != 0) {
+        snprintf(err, err_len, "%s: cannot fsync: %s", tmp, strerror(errno));
+        status = RS_E_IO;
+    }
+    if (status == RS_OK && rename(tmp, path) != 0) {
+        snprintf(err, err_len, "cannot rename %s to %s: %s", tmp, path, strerror(errno));
+        status = RS_E_IO;
+    }
+    if (status != RS_OK) {
+        unlink(tmp);
+        return status;
+    }
+    sync_path(path, 1);
+    return RS_OK;
 }

@@ -9,6 +9,7 @@ const char *rs_strerror(int status)
     case RS_S_FIT_FAILED: return "fit failed";
     case RS_S_COLLAPSED: return "ODE collapsed: dh2 reached 0";
     case RS_S_NOT_CONVERGED: return "fit did not converge within its iteration limit";
+    case RS_S_STOPPED: return "stopped on request (signal)";
     case RS_E_NOMEM: return "out of memory";
     case RS_E_INVALID: return "invalid argument";
     case RS_E_ODE: return "ODE solver failed";

@@ -97,13 +97,16 @@ static int spec_valid(const rs_trial_spec *s, const rs_trajectory *t)
 }
 
 /* Train, recording every epoch before its update. Stops early on divergence or, if asked,
- * once the recorded loss is below stop_loss. Returns RS_OK or RS_S_DIVERGED. */
+ * once the recorded loss is below stop_loss. Returns RS_OK, RS_S_DIVERGED, or RS_S_STOPPED
+ * when *s->stop was set (checked before every epoch: a signal stops a sweep within one). */
 static int train(const rs_trial_spec *s, rs_net *net, const rs_pair *data, int observed,
                  rs_trajectory *t)
 {
     double *stages = NULL;
     for (long e = 0; e < s->epochs; e++) {
         rs_probe p;
+        if (s->stop && *s->stop)
+            return RS_S_STOPPED;
         if (t->dh2_stages)
             stages = t->dh2_stages + (size_t)e * (size_t)t->n_stages;
         /* as the authors' loop: record, then step (epoch e's record precedes its update) */
@@ -258,6 +261,8 @@ int rs_trial_run(const rs_trial_spec *s, rs_trajectory *t, rs_trial_result *r)
     r->status = train(s, net, &data, observed, t);
     r->train_seconds = seconds_now() - t0;
     rs_net_free(net);
+    if (r->status == RS_S_STOPPED)
+        return RS_S_STOPPED;
 
     long last = t->epochs_run - 1;
     r->epochs_run = t->epochs_run;

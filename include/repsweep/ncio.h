@@ -2,15 +2,20 @@
  *
  * Owns: the single-trial file written by `repsweep trial --out` (per-epoch trajectories,
  * the fitted theory's curves, and the trial's results, with CF-style long_name/units
- * attributes and global attributes describing the trial and the build), and the initial
- * weights export used by the PyTorch oracle test.
+ * attributes and global attributes describing the trial and the build), the initial
+ * weights export used by the PyTorch oracle test, and a sweep's results file (one value per
+ * finished trial, rewritten atomically from the journal: store.h).
  * Never: trains or fits. */
 #ifndef REPSWEEP_NCIO_H
 #define REPSWEEP_NCIO_H
 
 #include <stddef.h>
 
+#include <stdint.h>
+
+#include "repsweep/grid.h"
 #include "repsweep/net.h"
+#include "repsweep/store.h"
 #include "repsweep/trial.h"
 
 /* Write one trial to `path` (netCDF-4, replaced if it exists). `command_line` is recorded
@@ -24,5 +29,22 @@ int rs_ncio_write_trial(const char *path, const rs_trial_spec *spec, const rs_tr
  * then the output layer) in PyTorch's layouts, with the architecture as global attributes. */
 int rs_ncio_write_weights(const char *path, const rs_net *net, const rs_trial_spec *spec,
                           char *err, size_t err_len);
+
+/* Provenance of a sweep's results file (global attributes). */
+typedef struct {
+    const char *job_name, *job_text;
+    uint64_t job_hash;
+    const char *command_line;       /* may be NULL */
+    int64_t created;                /* unix time the sweep started (the journal's) */
+} rs_ncio_sweep_info;
+
+/* Write the n finished trials `recs` (any order; written sorted by grid index) of `grid` to
+ * `path` as a netCDF-4 file: dimension `trial`, the grid index and coordinates of each trial
+ * and one variable per rs_store_field. The file is written to "PATH.tmp", fsync'ed, then
+ * renamed over `path`, so a kill at any moment leaves either the old file or the new one,
+ * never a half-written one. On error returns RS_E_NETCDF / RS_E_IO / RS_E_NOMEM with a
+ * message naming the file in err; `path` is then unchanged. */
+int rs_ncio_write_sweep(const char *path, const rs_grid *grid, const rs_store_record *recs,
+                        size_t n, const rs_ncio_sweep_info *info, char *err, size_t err_len);
 
 #endif

@@ -16,6 +16,7 @@ enum {
     RS_S_FIT_FAILED = 2,      /* the least-squares fit did not produce rates */
     RS_S_COLLAPSED = 3,       /* ODE: dh2 reached 0 (identical-target rich regime); solution held at 0 */
     RS_S_NOT_CONVERGED = 4,   /* fit: iteration limit hit; rates are the last iterate */
+    RS_S_STOPPED = 5,         /* a trial was abandoned on request (a signal); nothing to record */
 
     /* errors (the computation could not run) */
     RS_E_NOMEM = -1,          /* allocation failed */

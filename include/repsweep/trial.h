@@ -10,6 +10,7 @@
 #ifndef REPSWEEP_TRIAL_H
 #define REPSWEEP_TRIAL_H
 
+#include <signal.h>
 #include <stddef.h>
 
 #include "repsweep/fit.h"
@@ -30,6 +31,10 @@ typedef struct {
     double stop_loss;      /* 0: run all epochs; > 0: stop once the recorded loss < stop_loss */
     int fit;               /* 1: fit the rates (default); 0: train only */
     rs_fit_options fit_options;
+    /* NULL (default), or a flag (set by a signal handler) that training reads before every
+     * epoch: once it is nonzero the trial is abandoned (rs_trial_run returns RS_S_STOPPED),
+     * so a sweep stops within one epoch. Reading it never changes a finished trial's numbers. */
+    volatile sig_atomic_t *stop;
 } rs_trial_spec;
 
 /* Table 1's settings for `arch` and the authors' gaps (input 1, target sqrt(0.5)), seed 0,
@@ -77,7 +82,8 @@ rs_net *rs_trial_net_alloc(const rs_trial_spec *spec);
 
 /* Run one trial. `traj` must have been allocated for spec->epochs epochs (and
  * rs_arch_stage_count stages if all_layers). Returns RS_OK when `res` is filled (its
- * status says what happened), an RS_E_* code if the trial could not run. */
+ * status says what happened), RS_S_STOPPED when *spec->stop became nonzero during training
+ * (`res` is then not a result: record nothing), an RS_E_* code if the trial could not run. */
 int rs_trial_run(const rs_trial_spec *spec, rs_trajectory *traj, rs_trial_result *res);
 
 #endif

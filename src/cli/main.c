@@ -24,6 +24,8 @@ static void usage(FILE *out)
             "commands:\n"
             "  trial     train one network, fit the theory's rates, predict the final distance\n"
             "  check     validate job files; print trials, core-hours, memory and output size\n"
+            "  run       run a job's trials (under MPI or in one process) into a resumable\n"
+            "            netCDF results file\n"
             "\n"
             "  repsweep COMMAND --help   shows a command's options\n"
             "  repsweep --version        prints the version and git commit\n");
@@ -50,6 +52,8 @@ int main(int argc, char **argv)
         return cmd_trial(argc - 1, argv + 1);
     if (strcmp(cmd, "check") == 0)
         return cmd_check(argc - 1, argv + 1);
-    fprintf(stderr, "repsweep: unknown command '%s' (expected: trial or check; see repsweep --help)\n", cmd);
+    if (strcmp(cmd, "run") == 0)
+        return cmd_run(argc - 1, argv + 1);
+    fprintf(stderr, "repsweep: unknown command '%s' (expected: trial, check or run; see repsweep --help)\n", cmd);
     return 2;
 }

@@ -1,0 +1,101 @@
+/* store.h — a sweep's results: the per-trial record and the crash-safe journal of them.
+ *
+ * Owns: rs_store_record, the summary of one finished trial (network or theory-only), its
+ * field table (names, long names, units: ncio writes one variable per field from it), and
+ * the journal FILE.nc.journal, the sweep's checkpoint. The journal is append-only: a header
+ * (magic, format version, record size, byte-order mark, the job's name and 64-bit text hash,
+ * the grid's trial count, the creation time; CRC-32 over all of it) then fixed-size records,
+ * each followed by the CRC-32 of its bytes, fsync'ed after every appended batch. A kill can
+ * only leave a partial or unchecked record at the end; opening truncates the file there, so
+ * every record before it survives. A trial index is never appended twice (the store keeps a
+ * bitmap of finished indices). One process holds a journal at a time (flock).
+ * Records are native byte order and layout: a journal is read on the kind of machine that
+ * wrote it (the header's byte-order mark refuses others).
+ * Never: runs trials, talks MPI, writes netCDF (ncio.h does, from rs_store_records). */
+#ifndef REPSWEEP_STORE_H
+#define REPSWEEP_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "repsweep/trial.h"
+
+/* One finished trial. Every field is 8 bytes, so the struct has no padding and is written
+ * as is (RS_STORE_RECORD_BYTES). Network trials: the trial's result (trial.h). Theory-only
+ * trials: dh2/dyhat2/w_initial are the block's initial state, *_final the ODE's state after
+ * `epochs_run` epochs, rate_h/rate_y the given rates, A_high/A_low/dh2_predicted Eq. 10-11;
+ * the learning rate, losses, fit fields and timings are NaN (integers 0). The grid
+ * coordinates are not stored: `index` gives them (grid.h). */
+typedef struct {
+    uint64_t index;            /* the trial's grid index */
+    int64_t status;            /* RS_OK, RS_S_DIVERGED, RS_S_FIT_FAILED; theory: RS_OK,
+                                * RS_S_COLLAPSED, RS_E_ODE; < 0: the trial could not run */
+    int64_t converged;         /* final loss < converge_loss */
+    int64_t fit_converged;     /* the Levenberg-Marquardt iteration met its tolerance */
+    int64_t fit_rate_at_floor; /* a fitted rate sits at its floor: unconstrained */
+    int64_t epochs_run;
+    double lr;
+    double dh2_initial, dyhat2_initial, w_initial, loss_initial;
+    double dh2_final, dyhat2_final, w_final, loss_final;
+    double rate_h, rate_y, rate_ybar, fit_loss, fit_loss_rel;
+    double A_high, A_low, dh2_predicted;
+    double train_seconds, fit_seconds;
+} rs_store_record;
+
+#define RS_STORE_RECORD_BYTES 200
+
+/* One field of rs_store_record, for writers that treat them uniformly. */
+typedef struct {
+    const char *name;          /* the netCDF variable name */
+    const char *long_name;     /* CF long_name */
+    const char *units;         /* CF units */
+    size_t offset;             /* offsetof(rs_store_record, ...) */
+    int is_int;                /* int64_t (1) or double (0) */
+    int is_timing;             /* wall times: differ between runs of the same trial */
+} rs_store_field;
+
+/* The fields after `index`, in struct order; *count receives their number. */
+const rs_store_field *rs_store_fields(int *count);
+
+/* A network trial's record from its result (status, fits, Eq. 10-11, times). */
+void rs_store_record_from_trial(uint64_t index, const rs_trial_spec *spec,
+                                const rs_trial_result *res, rs_store_record *rec);
+/* A record with every double NaN and every integer 0 (the start of a theory record). */
+void rs_store_record_clear(uint64_t index, rs_store_record *rec);
+
+/* 64-bit FNV-1a hash of a text (the job file's full text). */
+uint64_t rs_store_hash_text(const char *text);
+
+typedef struct rs_store rs_store;
+
+/* Open the journal `path` for job `job_name` with text hash `job_hash` and `trials` trials,
+ * or create it (with its header, fsync'ed) if it does not exist.
+ * An existing journal is checked: header CRC, magic, version, record size, byte order, job
+ * hash and trial count; then its records are read up to the first one that is short, fails
+ * its CRC, names an index outside the grid or one already read; the file is truncated there.
+ * The journal is locked against a second run. On error returns RS_E_IO (cannot create, read,
+ * lock or truncate), RS_E_INVALID (not a journal, corrupt header, another job: the message
+ * in err says which and names the file) or RS_E_NOMEM, and *store is NULL. */
+int rs_store_open(const char *path, const char *job_name, uint64_t job_hash, uint64_t trials,
+                  rs_store **store, char *err, size_t err_len);
+/* Close and free; *store becomes NULL (safe on NULL). */
+void rs_store_close(rs_store **store);
+
+/* Append n records, then fsync: after RS_OK they survive a kill or power loss. A record
+ * whose index is outside the grid or already stored is refused (RS_E_INVALID) before
+ * anything is written. RS_E_IO if the write or fsync failed (the next open drops any
+ * partial record). */
+int rs_store_append(rs_store *store, const rs_store_record *recs, size_t n, char *err,
+                    size_t err_len);
+
+int rs_store_is_done(const rs_store *store, uint64_t index);
+uint64_t rs_store_done_count(const rs_store *store);
+uint64_t rs_store_trial_count(const rs_store *store);
+/* The stored records, in journal order (valid until the next append). */
+const rs_store_record *rs_store_records(const rs_store *store, size_t *n);
+/* Bytes dropped from the end of the journal when it was opened (a kill mid-append). */
+uint64_t rs_store_dropped_bytes(const rs_store *store);
+/* Unix time at which the journal was created (the results' `created`). */
+int64_t rs_store_created(const rs_store *store);
+
+#endif

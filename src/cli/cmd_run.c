@@ -1,0 +1,310 @@
+/* cmd_run.c — `repsweep run JOB --out FILE.nc`: a job's sweep, under MPI or in one process,
+ * resumable from FILE.nc.journal. Owns the signal flag (the program's one piece of global
+ * mutable state: a signal handler can reach nothing else). */
+#include <cblas.h>
+#include <errno.h>
+#include <getopt.h>
+#include <mpi.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "commands.h"
+#include "options.h"
+#include "repsweep/grid.h"
+#include "repsweep/job.h"
+#include "repsweep/ncio.h"
+#include "repsweep/status.h"
+#include "repsweep/store.h"
+#include "repsweep/sweep.h"
+
+/* Exit statuses (documented in --help). */
+enum { EXIT_DONE = 0, EXIT_ERROR = 1, EXIT_BAD_INPUT = 2, EXIT_INTERRUPTED = 3 };
+
+/* Set by SIGTERM, SIGINT, SIGUSR1 to the signal's number; read by the sweep and, through
+ * rs_trial_spec.stop, by the training loop before every epoch. */
+static volatile sig_atomic_t stop_signal = 0;
+
+static void on_stop_signal(int sig)
+{
+    stop_signal = sig;
+}
+
+static void run_usage(FILE *out)
+{
+    fprintf(out,
+        "usage: [mpirun -n N] repsweep run JOB.cfg --out FILE.nc [options]\n"
+        "\n"
+        "Run every trial of a job (jobs/README.md) and write one summary per finished trial\n"
+        "to FILE.nc (netCDF-4). Finished trials are appended, checksummed and fsync'ed, to\n"
+        "the journal FILE.nc.journal; FILE.nc is rewritten from it atomically at the end, on\n"
+        "a stop signal and every --save-every seconds. Rerunning the same command after any\n"
+        "stop (a kill included) runs only the trials that are not in the journal.\n"
+        "Under MPI rank 0 schedules (most expensive trials first, in chunks, more as ranks\n"
+        "finish) and writes; ranks >= 1 compute. Without mpirun one process does both.\n"
+        "\n"
+        "  --out FILE.nc        results file (required); its journal is FILE.nc.journal\n"
+        "  --threads T          OpenBLAS threads per rank (default 1)\n"
+        "  --chunk N            at most N trials per chunk handed to a rank (default 64; a\n"
+        "                       chunk also closes at ~2 estimated seconds of work)\n"
+        "  --progress S         progress on stderr every S seconds (default 10; 0: off)\n"
+        "  --save-every S       rewrite FILE.nc every S seconds (default 300; 0: only at the end)\n"
+        "  --help               this text\n"
+        "\n"
+        "SIGTERM, SIGINT and SIGUSR1 (what SLURM sends before a time limit; mpirun forwards\n"
+        "SIGUSR1 to every rank) stop the sweep: no more work is handed out, a trial in\n"
+        "progress is abandoned within one epoch, FILE.nc is rewritten with every finished\n"
+        "trial, and repsweep exits with status 3.\n"
+        "\n"
+        "Exit status: 0 every trial is done; 1 error (I/O, out of memory); 2 bad input (job\n"
+        "file, options, an --out that cannot be created or belongs to another job, a corrupt\n"
+        "journal); 3 interrupted by a signal: rerun the same command to resume.\n");
+}
+
+typedef struct {
+    const char *job, *out;
+    long threads, chunk;
+    double progress, save_every;
+} run_options;
+
+enum { O_OUT = 256, O_THREADS, O_CHUNK, O_PROGRESS, O_SAVE, O_HELP };
+
+/* Returns -1 to exit 2, 1 to exit 0 (help), 0 to go on. */
+static int parse(int argc, char **argv, run_options *o)
+{
+    static const struct option long_options[] = {
+        {"out", required_argument, 0, O_OUT},
+        {"threads", required_argument, 0, O_THREADS},
+        {"chunk", required_argument, 0, O_CHUNK},
+        {"progress", required_argument, 0, O_PROGRESS},
+        {"save-every", required_argument, 0, O_SAVE},
+        {"help", no_argument, 0, O_HELP},
+        {0, 0, 0, 0}};
+    memset(o, 0, sizeof *o);
+    o->threads = 1;
+    o->chunk = 64;
+    o->progress = 10;
+    o->save_every = 300;
+    opterr = 0;
+    optind = 1;
+    int c;
+    while ((c = getopt_long(argc, argv, "", long_options, NULL)) != -1) {
+        int bad = 0;
+        switch (c) {
+        case O_OUT: o->out = optarg; break;
+        case O_THREADS: bad = opt_long("run", "--threads", optarg, 1, 1024, &o->threads); break;
+        case O_CHUNK: bad = opt_long("run", "--chunk", optarg, 1, 1000000, &o->chunk); break;
+        case O_PROGRESS:
+            bad = opt_double("run", "--progress", optarg, 0, 1e9, &o->progress);
+            break;
+        case O_SAVE: bad = opt_double("run", "--save-every", optarg, 0, 1e9, &o->save_every); break;
+        case O_HELP: run_usage(stdout); return 1;
+        default:
+            fprintf(stderr, "repsweep run: unknown or incomplete option '%s' (see repsweep run "
+                    "--help)\n", argv[optind - 1]);
+            return -1;
+        }
+        if (bad)
+            return -1;
+    }
+    if (optind >= argc) {
+        fprintf(stderr, "repsweep run: expected a job file (see repsweep run --help)\n");
+        return -1;
+    }
+    o->job = argv[optind++];
+    if (optind < argc) {
+        fprintf(stderr, "repsweep run: unexpected argument '%s' (see --help)\n", argv[optind]);
+        return -1;
+    }
+    if (!o->out) {
+        fprintf(stderr, "repsweep run: --out FILE.nc is required (see --help)\n");
+        return -1;
+    }
+    return 0;
+}
+
+static void install_signal_handlers(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_stop_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGUSR1, &sa, NULL);
+}
+
+/* What the master needs to (re)write FILE.nc: the checkpoint callback's context. */
+typedef struct {
+    const char *out;
+    const rs_grid *grid;
+    rs_ncio_sweep_info info;
+} results_target;
+
+static int write_results(const rs_store *store, void *ctx)
+{
+    const results_target *t = ctx;
+    char err[1024];
+    size_t n;
+    const rs_store_record *recs = rs_store_records(store, &n);
+    int st = rs_ncio_write_sweep(t->out, t->grid, recs, n, &t->info, err, sizeof err);
+    if (st != RS_OK)
+        fprintf(stderr, "repsweep run: %s\n", err);
+    return st;
+}
+
+static void print_progress(const rs_sweep_progress *p, void *ctx)
+{
+    (void)ctx;
+    double per_hour = p->seconds > 0 ? 3600.0 * (double)p->done_here / p->seconds : 0;
+    fprintf(stderr, "progress: %llu/%llu trials (%.1f%%), %.0f trials/h, ",
+            (unsigned long long)p->done, (unsigned long long)p->total,
+            p->total ? 100.0 * (double)p->done / (double)p->total : 100.0, per_hour);
+    if (p->cost_done > 0) {
+        double eta = p->seconds * (p->cost_todo - p->cost_done) / p->cost_done;
+        long s = eta > 0 ? (long)eta : 0;
+        fprintf(stderr, "ETA %ldh%02ldm%02lds", s / 3600, s / 60 % 60, s % 60);
+    } else {
+        fprintf(stderr, "ETA unknown");
+    }
+    fprintf(stderr, ", failures %llu, %d rank%s\n", (unsigned long long)p->failures, p->ranks,
+            p->ranks > 1 ? "s" : "");
+}
+
+/* Master: refuse an --out that is not ours, open (or create) the journal, say where the
+ * sweep stands. Returns an exit status (EXIT_DONE to go on). */
+static int open_output(const run_options *o, const rs_job *job, const rs_grid *grid,
+                       uint64_t hash, char *journal, size_t journal_len, rs_store **store)
+{
+    char err[1024];
+    struct stat st;
+    snprintf(journal, journal_len, "%s.journal", o->out);
+    if (stat(o->out, &st) == 0 && stat(journal, &st) != 0 && errno == ENOENT) {
+        fprintf(stderr, "repsweep run: --out: %s exists but its journal %s does not (not a "
+                "file of repsweep run, or its journal was deleted): use another --out or "
+                "delete it\n", o->out, journal);
+        return EXIT_BAD_INPUT;
+    }
+    int s = rs_store_open(journal, job->name, hash, rs_grid_count(grid), store, err, sizeof err);
+    if (s != RS_OK) {
+        fprintf(stderr, "repsweep run: --out: %s\n", s == RS_E_NOMEM ? "out of memory" : err);
+        return s == RS_E_NOMEM ? EXIT_ERROR : EXIT_BAD_INPUT;
+    }
+    if (rs_store_dropped_bytes(*store) > 0)
+        fprintf(stderr, "repsweep run: %s: dropped %llu bytes of an unfinished record at its "
+                "end (a run killed mid-write); every complete record is kept\n", journal,
+                (unsigned long long)rs_store_dropped_bytes(*store));
+    uint64_t done = rs_store_done_count(*store), total = rs_grid_count(grid);
+    if (done > 0)
+        fprintf(stderr, "resuming: %llu of %llu trials done\n", (unsigned long long)done,
+                (unsigned long long)total);
+    else
+        fprintf(stderr, "starting: %llu trials of job '%s'\n", (unsigned long long)total,
+                job->name);
+    return EXIT_DONE;
+}
+
+/* The master's part after the sweep: FILE.nc from the journal, and the final word. */
+static int finish(const run_options *o, const rs_store *store, results_target *target,
+                  int sweep_status, const rs_sweep_report *rep)
+{
+    int wrote = write_results(store, target);
+    uint64_t done = rs_store_done_count(store), total = rs_store_trial_count(store);
+    if (sweep_status != RS_OK) {
+        fprintf(stderr, "repsweep run: the sweep stopped: %s; %llu of %llu trials are saved "
+                "in %s.journal%s\n", rs_strerror(sweep_status), (unsigned long long)done,
+                (unsigned long long)total, o->out, wrote == RS_OK ? " and the results file" : "");
+        return EXIT_ERROR;
+    }
+    if (wrote != RS_OK)
+        return EXIT_ERROR;
+    if (rep->interrupted) {
+        fprintf(stderr, "interrupted%s%s: %llu of %llu trials done (%llu in this run) and saved "
+                "in %s; rerun the same command to resume\n", stop_signal ? " by signal " : "",
+                stop_signal == SIGUSR1 ? "SIGUSR1" : stop_signal == SIGTERM ? "SIGTERM"
+                : stop_signal == SIGINT ? "SIGINT" : "", (unsigned long long)done,
+                (unsigned long long)total, (unsigned long long)rep->computed, o->out);
+        return EXIT_INTERRUPTED;
+    }
+    fprintf(stderr, "done: %llu of %llu trials (%llu in this run); results in %s\n",
+            (unsigned long long)done, (unsigned long long)total,
+            (unsigned long long)rep->computed, o->out);
+    return EXIT_DONE;
+}
+
+/* Everything between MPI_Init and MPI_Finalize; collective. Returns the exit status. */
+static int run(const run_options *o, const char *command_line, MPI_Comm comm)
+{
+    int rank, rc = EXIT_DONE;
+    char err[1024], journal[4096];
+    MPI_Comm_rank(comm, &rank);
+    rs_job job;
+    rs_grid grid;
+    rs_store *store = NULL;
+    int st = rs_job_load(o->job, &job, err, sizeof err);
+    if (st == RS_OK && (st = rs_grid_init(&grid, &job)) != RS_OK) {
+        snprintf(err, sizeof err, "%s: %s", o->job, st == RS_E_NOMEM ? "out of memory"
+                 : "the job has more than 2^63 trials");
+        rs_job_free(&job);
+    }
+    if (st != RS_OK)
+        rc = st == RS_E_NOMEM ? EXIT_ERROR : EXIT_BAD_INPUT;
+    if (rc && rank == 0)
+        fprintf(stderr, "repsweep run: %s\n", err);
+    /* every rank read the same file; agree anyway, so that no rank waits for a quitter */
+    MPI_Allreduce(MPI_IN_PLACE, &rc, 1, MPI_INT, MPI_MAX, comm);
+    if (rc)
+        return rc;
+    uint64_t hash = rs_store_hash_text(job.text);
+    if (rank == 0)
+        rc = open_output(o, &job, &grid, hash, journal, sizeof journal, &store);
+    MPI_Bcast(&rc, 1, MPI_INT, 0, comm);
+    if (rc == EXIT_DONE) {
+        results_target target = {o->out, &grid, {job.name, job.text, hash, command_line, 0}};
+        rs_sweep_options so;
+        rs_sweep_report rep;
+        if (store)
+            target.info.created = rs_store_created(store);
+        rs_sweep_options_default(&so);
+        so.max_chunk = (uint64_t)o->chunk;
+        so.progress_seconds = o->progress;
+        so.checkpoint_seconds = o->save_every;
+        so.progress = print_progress;
+        so.checkpoint = write_results;
+        so.ctx = &target;
+        so.stop = &stop_signal;
+        st = rs_sweep_run(comm, &grid, store, &so, &rep);
+        if (rank == 0)
+            rc = finish(o, store, &target, st, &rep);
+        MPI_Bcast(&rc, 1, MPI_INT, 0, comm);
+    }
+    rs_store_close(&store);
+    rs_grid_free(&grid);
+    rs_job_free(&job);
+    return rc;
+}
+
+int cmd_run(int argc, char **argv)
+{
+    run_options o;
+    char command_line[8192];
+    /* before getopt, which permutes argv */
+    opt_command_line(argc, argv, command_line, sizeof command_line);
+    int p = parse(argc, argv, &o);
+    if (p)
+        return p > 0 ? EXIT_DONE : EXIT_BAD_INPUT;
+    int provided;
+    /* only the main thread calls MPI; OpenBLAS's threads never do */
+    if (MPI_Init_thread(NULL, NULL, MPI_THREAD_FUNNELED, &provided) != MPI_SUCCESS) {
+        fprintf(stderr, "repsweep run: MPI_Init_thread failed\n");
+        return EXIT_ERROR;
+    }
+    install_signal_handlers();
+    openblas_set_num_threads((int)o.threads);
+    int rc = run(&o, command_line, MPI_COMM_WORLD);
+    MPI_Finalize();
+    return rc;
+}

@@ -1,0 +1,458 @@
+/* store.c — trial records and the append-only journal (see store.h). */
+#define _DEFAULT_SOURCE /* flock, fsync, ftruncate */
+#include "repsweep/store.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+#include <zlib.h>
+
+#include "repsweep/status.h"
+
+_Static_assert(sizeof(rs_store_record) == RS_STORE_RECORD_BYTES,
+               "rs_store_record must be 25 unpadded 8-byte fields");
+
+#define FIELD(name, long_name, units, is_int, timing) \
+    {#name, long_name, units, offsetof(rs_store_record, name), is_int, timing}
+
+static const rs_store_field fields[] = {
+    FIELD(status, "trial status: 0 ok, 1 diverged, 2 fit failed, 3 ODE collapsed (theory), "
+                  "< 0 could not run", "1", 1, 0),
+    FIELD(converged, "1 if the final loss is below converge_loss", "1", 1, 0),
+    FIELD(fit_converged, "1 if the rate fit (Eq. 49) met its tolerance", "1", 1, 0),
+    FIELD(fit_rate_at_floor, "1 if a fitted rate sits at its floor (unconstrained)", "1", 1, 0),
+    FIELD(epochs_run, "epochs recorded (theory-only: the integration horizon)", "1", 1, 0),
+    FIELD(lr, "learning rate", "1", 0, 0),
+    FIELD(dh2_initial, "dh2 = ||h(x2)-h(x1)||^2 at epoch 0", "1", 0, 0),
+    FIELD(dyhat2_initial, "dyhat2 = ||f(x2)-f(x1)||^2 (predicted output difference) at epoch 0",
+          "1", 0, 0),
+    FIELD(w_initial, "w = dyhat2 - (f(x2)-f(x1))(y2-y1) at epoch 0", "1", 0, 0),
+    FIELD(loss_initial, "loss at epoch 0", "1", 0, 0),
+    FIELD(dh2_final, "dh2 at the last epoch (theory-only: the ODE's)", "1", 0, 0),
+    FIELD(dyhat2_final, "dyhat2 at the last epoch (theory-only: the ODE's)", "1", 0, 0),
+    FIELD(w_final, "w at the last epoch (theory-only: the ODE's)", "1", 0, 0),
+    FIELD(loss_final, "loss at the last epoch", "1", 0, 0),
+    FIELD(rate_h, "encoder rate 1/tau_h per epoch (fitted, Eq. 49; theory-only: given)",
+          "1/epoch", 0, 0),
+    FIELD(rate_y, "decoder rate 1/tau_y per epoch (fitted, Eq. 49; theory-only: given)",
+          "1/epoch", 0, 0),
+    FIELD(rate_ybar, "fitted mean-output rate 1/tau_ybar per epoch (Eq. 9)", "1/epoch", 0, 0),
+    FIELD(fit_loss, "Eq. 49 sum of squared residuals of dh2, dyhat2, w", "1", 0, 0),
+    FIELD(fit_loss_rel, "fit_loss / sum of dh2^2 + dyhat2^2 + w^2", "1", 0, 0),
+    FIELD(A_high, "A_high (Eq. 11)", "1", 0, 0),
+    FIELD(A_low, "A_low (Eq. 11)", "1", 0, 0),
+    FIELD(dh2_predicted, "predicted final dh2, stable fixed point (Eq. 10)", "1", 0, 0),
+    FIELD(train_seconds, "wall time of training", "s", 0, 1),
+    FIELD(fit_seconds, "wall time of the fits", "s", 0, 1),
+};
+
+const rs_store_field *rs_store_fields(int *count)
+{
+    *count = (int)(sizeof fields / sizeof *fields);
+    return fields;
+}
+
+void rs_store_record_clear(uint64_t index, rs_store_record *rec)
+{
+    memset(rec, 0, sizeof *rec);
+    rec->index = index;
+    int n;
+    const rs_store_field *f = rs_store_fields(&n);
+    for (int i = 0; i < n; i++)
+        if (!f[i].is_int)
+            *(double *)((char *)rec + f[i].offset) = NAN;
+}
+
+void rs_store_record_from_trial(uint64_t index, const rs_trial_spec *s,
+                                const rs_trial_result *r, rs_store_record *rec)
+{
+    rs_store_record_clear(index, rec);
+    rec->status = r->status;
+    rec->converged = r->converged;
+    rec->epochs_run = r->epochs_run;
+    rec->lr = s->lr;
+    rec->dh2_initial = r->dh2_initial;
+    rec->dyhat2_initial = r->dyhat2_initial;
+    rec->w_initial = r->w_initial;
+    rec->loss_initial = r->loss_initial;
+    rec->dh2_final = r->dh2_final;
+    rec->dyhat2_final = r->dyhat2_final;
+    rec->w_final = r->w_final;
+    rec->loss_final = r->loss_final;
+    rec->train_seconds = r->train_seconds;
+    rec->fit_seconds = r->fit_seconds;
+    /* rs_trial_run leaves the fit zeroed when it did not fit (diverged, too few epochs) */
+    if (r->status == RS_S_DIVERGED || !s->fit || r->epochs_run < 3)
+        return;
+    rec->fit_converged = r->fit.converged;
+    rec->fit_rate_at_floor = r->fit.at_floor;
+    if (r->fit.status != RS_S_FIT_FAILED) {
+        rec->rate_h = r->fit.rate_h;
+        rec->rate_y = r->fit.rate_y;
+        rec->fit_loss = r->fit.fit_loss;
+        rec->fit_loss_rel = r->fit.fit_loss_rel;
+        if (r->fit_ybar.status != RS_S_FIT_FAILED)
+            rec->rate_ybar = r->fit_ybar.rate_ybar;
+    }
+    rec->A_high = r->A_high;
+    rec->A_low = r->A_low;
+    rec->dh2_predicted = r->dh2_predicted;
+}
+
+uint64_t rs_store_hash_text(const char *text)
+{
+    uint64_t h = 1469598103934665603ULL;
+    for (const unsigned char *p = (const unsigned char *)text; *p; p++) {
+        h ^= *p;
+        h *= 1099511628211ULL;
+    }
+    return h;
+}
+
+/* --- the journal --- */
+
+/* Header layout (bytes): magic 0-7, version 8, record size 12, byte-order mark 16, zero 20,
+ * job hash 24, trials 32, created 40, job name 48-111 (NUL-padded), CRC-32 of bytes 0-111
+ * at 112, zero to 128. */
+#define HEADER_BYTES 128
+#define HEADER_CRC_AT 112
+#define JOURNAL_VERSION 1u
+#define BYTE_ORDER_MARK 0x01020304u
+#define SLOT_BYTES (RS_STORE_RECORD_BYTES + 4) /* a record and its CRC-32 */
+static const char MAGIC[8] = {'R', 'S', 'J', 'R', 'N', 'L', '\r', '\n'};
+
+struct rs_store {
+    int fd;
+    char *path;
+    uint64_t trials, done, dropped;
+    int64_t created;
+    unsigned char *done_bits;   /* one bit per grid index */
+    rs_store_record *recs;
+    size_t n_recs, cap_recs;
+};
+
+static uint32_t crc_of(const void *p, size_t n)
+{
+    return (uint32_t)crc32(crc32(0L, Z_NULL, 0), p, (uInt)n);
+}
+
+static void encode_header(unsigned char *h, const char *name, uint64_t hash, uint64_t trials,
+                          int64_t created)
+{
+    uint32_t version = JOURNAL_VERSION, rec = RS_STORE_RECORD_BYTES, bom = BYTE_ORDER_MARK;
+    memset(h, 0, HEADER_BYTES);
+    memcpy(h, MAGIC, 8);
+    memcpy(h + 8, &version, 4);
+    memcpy(h + 12, &rec, 4);
+    memcpy(h + 16, &bom, 4);
+    memcpy(h + 24, &hash, 8);
+    memcpy(h + 32, &trials, 8);
+    memcpy(h + 40, &created, 8);
+    strncpy((char *)h + 48, name, 63);
+    uint32_t crc = crc_of(h, HEADER_CRC_AT);
+    memcpy(h + HEADER_CRC_AT, &crc, 4);
+}
+
+/* Check a header read from `path` against the job; fills *created. */
+static int check_header(const unsigned char *h, const char *path, const char *name,
+                        uint64_t hash, uint64_t trials, int64_t *created, char *err,
+                        size_t len)
+{
+    uint32_t version, rec, bom, crc;
+    uint64_t file_hash, file_trials;
+    char file_name[65] = {0};
+    memcpy(&version, h + 8, 4);
+    memcpy(&rec, h + 12, 4);
+    memcpy(&bom, h + 16, 4);
+    memcpy(&file_hash, h + 24, 8);
+    memcpy(&file_trials, h + 32, 8);
+    memcpy(created, h + 40, 8);
+    memcpy(file_name, h + 48, 64);
+    memcpy(&crc, h + HEADER_CRC_AT, 4);
+    if (memcmp(h, MAGIC, 8) != 0) {
+        snprintf(err, len, "%s is not a repsweep journal (bad magic): move it away or use "
+                 "another --out", path);
+        return RS_E_INVALID;
+    }
+    if (crc != crc_of(h, HEADER_CRC_AT)) {
+        snprintf(err, len, "%s: the journal header is corrupt (CRC mismatch): its results "
+                 "cannot be trusted; move it away or use another --out", path);
+        return RS_E_INVALID;
+    }
+    if (bom != BYTE_ORDER_MARK || version != JOURNAL_VERSION || rec != RS_STORE_RECORD_BYTES) {
+        snprintf(err, len, "%s: journal format %u (record %u bytes) from another repsweep "
+                 "version or machine; this one reads format %u (%u bytes)", path, version, rec,
+                 JOURNAL_VERSION, RS_STORE_RECORD_BYTES);
+        return RS_E_INVALID;
+    }
+    if (file_hash != hash || strcmp(file_name, name) != 0) {
+        snprintf(err, len, "%s was written by job '%s' (hash %016llx); this job is '%s' "
+                 "(hash %016llx): use another --out or delete it", path, file_name,
+                 (unsigned long long)file_hash, name, (unsigned long long)hash);
+        return RS_E_INVALID;
+    }
+    if (file_trials != trials) {
+        snprintf(err, len, "%s: job '%s' had %llu trials when the journal was written, now "
+                 "%llu (a different repsweep version?): use another --out", path, name,
+                 (unsigned long long)file_trials, (unsigned long long)trials);
+        return RS_E_INVALID;
+    }
+    return RS_OK;
+}
+
+/* Read exactly n bytes unless the file ends; returns the bytes read or -1. */
+static ssize_t read_full(int fd, void *buf, size_t n)
+{
+    size_t got = 0;
+    while (got < n) {
+        ssize_t r = read(fd, (char *)buf + got, n - got);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0)
+            return -1;
+        if (r == 0)
+            break;
+        got += (size_t)r;
+    }
+    return (ssize_t)got;
+}
+
+static int write_full(int fd, const void *buf, size_t n)
+{
+    size_t put = 0;
+    while (put < n) {
+        ssize_t w = write(fd, (const char *)buf + put, n - put);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w < 0)
+            return -1;
+        put += (size_t)w;
+    }
+    return 0;
+}
+
+/* fsync the directory holding `path`, so a newly created (or renamed) entry survives. */
+static void sync_parent_dir(const char *path)
+{
+    char *dir = strdup(path);
+    if (!dir)
+        return;
+    char *slash = strrchr(dir, '/');
+    if (slash == dir)
+        slash[1] = 0;
+    else if (slash)
+        *slash = 0;
+    int fd = open(slash ? dir : ".", O_RDONLY | O_DIRECTORY);
+    if (fd >= 0) {
+        fsync(fd);
+        close(fd);
+    }
+    free(dir);
+}
+
+static int mark_done(rs_store *s, const rs_store_record *r)
+{
+    if (s->n_recs == s->cap_recs) {
+        size_t cap = s->cap_recs ? 2 * s->cap_recs : 1024;
+        rs_store_record *p = realloc(s->recs, cap * sizeof *p);
+        if (!p)
+            return RS_E_NOMEM;
+        s->recs = p;
+        s->cap_recs = cap;
+    }
+    s->recs[s->n_recs++] = *r;
+    s->done_bits[r->index / 8] |= (unsigned char)(1u << (r->index % 8));
+    s->done++;
+    return RS_OK;
+}
+
+/* Read the records after the header; stop at the first bad one and truncate there. */
+static int read_records(rs_store *s, char *err, size_t len)
+{
+    unsigned char slot[SLOT_BYTES];
+    off_t good = HEADER_BYTES;
+    for (;;) {
+        ssize_t got = read_full(s->fd, slot, SLOT_BYTES);
+        if (got < 0) {
+            snprintf(err, len, "%s: cannot read: %s", s->path, strerror(errno));
+            return RS_E_IO;
+        }
+        if (got < SLOT_BYTES)
+            break;
+        rs_store_record r;
+        uint32_t crc;
+        memcpy(&r, slot, RS_STORE_RECORD_BYTES);
+        memcpy(&crc, slot + RS_STORE_RECORD_BYTES, 4);
+        if (crc != crc_of(slot, RS_STORE_RECORD_BYTES) || r.index >= s->trials ||
+            rs_store_is_done(s, r.index))
+            break;
+        if (mark_done(s, &r) != RS_OK)
+            return RS_E_NOMEM;
+        good += SLOT_BYTES;
+    }
+    struct stat st;
+    if (fstat(s->fd, &st) != 0) {
+        snprintf(err, len, "%s: cannot stat: %s", s->path, strerror(errno));
+        return RS_E_IO;
+    }
+    if (st.st_size > good) {
+        /* what follows the last good record is a kill mid-append: drop it */
+        if (ftruncate(s->fd, good) != 0 || fsync(s->fd) != 0) {
+            snprintf(err, len, "%s: cannot truncate its damaged tail: %s", s->path,
+                     strerror(errno));
+            return RS_E_IO;
+        }
+        s->dropped = (uint64_t)(st.st_size - good);
+    }
+    if (lseek(s->fd, 0, SEEK_END) < 0) {
+        snprintf(err, len, "%s: cannot seek: %s", s->path, strerror(errno));
+        return RS_E_IO;
+    }
+    return RS_OK;
+}
+
+static int open_existing(rs_store *s, const char *name, uint64_t hash, char *err, size_t len)
+{
+    unsigned char h[HEADER_BYTES];
+    ssize_t got = read_full(s->fd, h, HEADER_BYTES);
+    if (got < 0) {
+        snprintf(err, len, "%s: cannot read: %s", s->path, strerror(errno));
+        return RS_E_IO;
+    }
+    if (got < HEADER_BYTES) {
+        snprintf(err, len, "%s is not a repsweep journal (%zd bytes, shorter than its "
+                 "%d-byte header): move it away or use another --out", s->path, got,
+                 HEADER_BYTES);
+        return RS_E_INVALID;
+    }
+    int st = check_header(h, s->path, name, hash, s->trials, &s->created, err, len);
+    return st == RS_OK ? read_records(s, err, len) : st;
+}
+
+static int create_new(rs_store *s, const char *name, uint64_t hash, char *err, size_t len)
+{
+    unsigned char h[HEADER_BYTES];
+    s->created = (int64_t)time(NULL);
+    encode_header(h, name, hash, s->trials, s->created);
+    if (write_full(s->fd, h, HEADER_BYTES) != 0 || fsync(s->fd) != 0) {
+        snprintf(err, len, "%s: cannot write: %s", s->path, strerror(errno));
+        return RS_E_IO;
+    }
+    sync_parent_dir(s->path);
+    return RS_OK;
+}
+
+int rs_store_open(const char *path, const char *job_name, uint64_t job_hash, uint64_t trials,
+                  rs_store **out, char *err, size_t len)
+{
+    *out = NULL;
+    rs_store *s = calloc(1, sizeof *s);
+    if (!s)
+        return RS_E_NOMEM;
+    s->fd = -1;
+    s->trials = trials;
+    s->path = strdup(path);
+    s->done_bits = calloc((size_t)(trials / 8 + 1), 1);
+    if (!s->path || !s->done_bits) {
+        rs_store_close(&s);
+        return RS_E_NOMEM;
+    }
+    int created = 0;
+    s->fd = open(path, O_RDWR | O_CREAT | O_EXCL, 0644);
+    if (s->fd >= 0)
+        created = 1;
+    else if (errno == EEXIST)
+        s->fd = open(path, O_RDWR);
+    if (s->fd < 0) {
+        snprintf(err, len, "cannot create %s: %s", path, strerror(errno));
+        rs_store_close(&s);
+        return RS_E_IO;
+    }
+    if (flock(s->fd, LOCK_EX | LOCK_NB) != 0) {
+        snprintf(err, len, "%s is in use by another repsweep run (locked)", path);
+        rs_store_close(&s);
+        return RS_E_IO;
+    }
+    int st = created ? create_new(s, job_name, job_hash, err, len)
+                     : open_existing(s, job_name, job_hash, err, len);
+    if (st != RS_OK) {
+        if (created)
+            unlink(path); /* never leave a headerless journal behind */
+        rs_store_close(&s);
+        return st;
+    }
+    *out = s;
+    return RS_OK;
+}
+
+void rs_store_close(rs_store **store)
+{
+    rs_store *s = *store;
+    if (!s)
+        return;
+    if (s->fd >= 0)
+        close(s->fd); /* releases the lock */
+    free(s->path);
+    free(s->done_bits);
+    free(s->recs);
+    free(s);
+    *store = NULL;
+}
+
+int rs_store_append(rs_store *s, const rs_store_record *recs, size_t n, char *err, size_t len)
+{
+    if (n == 0)
+        return RS_OK;
+    for (size_t i = 0; i < n; i++) {
+        int dup = 0;
+        for (size_t j = 0; j < i && !dup; j++)
+            dup = recs[j].index == recs[i].index;
+        if (recs[i].index >= s->trials || rs_store_is_done(s, recs[i].index) || dup) {
+            snprintf(err, len, "%s: trial %llu is outside the grid or already stored", s->path,
+                     (unsigned long long)recs[i].index);
+            return RS_E_INVALID;
+        }
+    }
+    unsigned char *buf = malloc(n * SLOT_BYTES);
+    if (!buf)
+        return RS_E_NOMEM;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char *slot = buf + i * SLOT_BYTES;
+        memcpy(slot, &recs[i], RS_STORE_RECORD_BYTES);
+        uint32_t crc = crc_of(slot, RS_STORE_RECORD_BYTES);
+        memcpy(slot + RS_STORE_RECORD_BYTES, &crc, 4);
+    }
+    int bad = write_full(s->fd, buf, n * SLOT_BYTES) != 0 || fsync(s->fd) != 0;
+    free(buf);
+    if (bad) {
+        snprintf(err, len, "%s: cannot append: %s", s->path, strerror(errno));
+        return RS_E_IO;
+    }
+    for (size_t i = 0; i < n; i++)
+        if (mark_done(s, &recs[i]) != RS_OK)
+            return RS_E_NOMEM;
+    return RS_OK;
+}
+
+int rs_store_is_done(const rs_store *s, uint64_t index)
+{
+    return index < s->trials && (s->done_bits[index / 8] >> (index % 8)) & 1u;
+}
+
+uint64_t rs_store_done_count(const rs_store *s) { return s->done; }
+uint64_t rs_store_trial_count(const rs_store *s) { return s->trials; }
+uint64_t rs_store_dropped_bytes(const rs_store *s) { return s->dropped; }
+int64_t rs_store_created(const rs_store *s) { return s->created; }
+
+const rs_store_record *rs_store_records(const rs_store *s, size_t *n)
+{
+    *n = s->n_recs;
+    return s->recs;
+}

@@ -1,0 +1,220 @@
+"""`repsweep run` in one process: resume after SIGKILL at random moments (the journal is the
+checkpoint), a clean stop on SIGUSR1 (exit 3), and bad input (exit 2, nothing lost).
+The MPI rank-count test lives in tests/mpi (CTest label `mpi`)."""
+import random
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from sweep_util import (JOURNAL_HEADER, JOURNAL_SLOT, assert_same_results, env,
+                        journal_indices, read_results, run, run_cmd, write_job)
+
+
+def wait_for_records(journal, count, timeout=60):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if journal.exists() and len(journal_indices(journal)) >= count:
+            return
+        time.sleep(0.01)
+    pytest.fail(f"{journal}: fewer than {count} records after {timeout} s")
+
+
+@pytest.fixture(scope="module")
+def kill_job(tmp_path_factory):
+    """~30 short trials: 3 gains x 8 seeds of the narrow net and 4 theory-only points."""
+    d = tmp_path_factory.mktemp("kill")
+    return write_job(d / "kill.cfg", name="kill", gains=(0.8, 1.05, 1.2),
+                     lrs=(0.02, 0.005, 0.0025), seeds=range(8), epochs=400)
+
+
+@pytest.fixture(scope="module")
+def reference(repsweep_bin, kill_job, tmp_path_factory):
+    out = tmp_path_factory.mktemp("ref") / "ref.nc"
+    proc = run(repsweep_bin, kill_job, out)
+    assert proc.returncode == 0, proc.stderr
+    return read_results(out)
+
+
+def test_sigkill_three_times_then_resume_equals_uninterrupted(repsweep_bin, kill_job,
+                                                              reference, tmp_path):
+    out = tmp_path / "killed.nc"
+    journal = Path(str(out) + ".journal")
+    total = len(reference["trial"])
+    rng = random.Random(4)
+    resumed_from = []
+    for attempt in range(3):
+        before = len(journal_indices(journal)) if journal.exists() else 0
+        proc = subprocess.Popen(run_cmd(repsweep_bin, kill_job, out, "--chunk", "2"),
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                env=env())
+        wait_for_records(journal, before + 1)      # at least one trial of this run finished
+        time.sleep(rng.uniform(0.0, 0.4))
+        proc.send_signal(signal.SIGKILL)
+        _, err = proc.communicate(timeout=30)
+        expect = f"resuming: {before} of {total} trials done" if before else "starting:"
+        assert expect in err, (attempt, err)
+        resumed_from.append(before)
+    before = len(journal_indices(journal))
+    assert before < total, "the kills came too late to interrupt anything"
+    proc = run(repsweep_bin, kill_job, out, "--chunk", "2")
+    assert proc.returncode == 0, proc.stderr
+    assert f"resuming: {before} of {total} trials done" in proc.stderr, proc.stderr
+    assert f"({total - before} in this run)" in proc.stderr, proc.stderr
+    # no finished trial was recomputed: every index exactly once, nothing else in the journal
+    indices = journal_indices(journal)
+    assert sorted(indices) == list(range(total)), indices
+    assert journal.stat().st_size == JOURNAL_HEADER + total * JOURNAL_SLOT
+    assert resumed_from == sorted(resumed_from)
+    assert_same_results(reference, read_results(out), "killed and resumed vs uninterrupted")
+
+
+def test_sigusr1_exits_3_with_finished_trials_saved(repsweep_bin, tmp_path):
+    job = write_job(tmp_path / "long.cfg", name="long", gains=(0.8, 1.2), seeds=range(20),
+                    epochs=3000, theory=False)
+    out = tmp_path / "long.nc"
+    journal = Path(str(out) + ".journal")
+    proc = subprocess.Popen(run_cmd(repsweep_bin, job, out, "--chunk", "1"),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env())
+    wait_for_records(journal, 2)
+    finished_before = set(journal_indices(journal))
+    t0 = time.time()
+    proc.send_signal(signal.SIGUSR1)
+    _, err = proc.communicate(timeout=60)
+    elapsed = time.time() - t0
+    assert proc.returncode == 3, err
+    assert elapsed < 10, f"took {elapsed:.1f} s to stop"
+    assert "rerun the same command to resume" in err, err
+    res = read_results(out)                      # opens with netCDF4
+    assert finished_before <= set(res["trial"].tolist())
+    assert sorted(res["trial"].tolist()) == sorted(journal_indices(journal))
+    assert res["_attrs"]["trials_done"] == len(res["trial"]) < 40
+    assert res["_attrs"]["trials_total"] == 40
+    # and the rerun finishes the rest
+    proc = run(repsweep_bin, job, out)
+    assert proc.returncode == 0, proc.stderr
+    assert len(read_results(out)["trial"]) == 40
+
+
+def test_out_in_missing_directory_is_refused(repsweep_bin, tmp_path):
+    job = write_job(tmp_path / "tiny.cfg")
+    proc = run(repsweep_bin, job, tmp_path / "no" / "such" / "r.nc")
+    assert proc.returncode == 2
+    assert "--out" in proc.stderr and "no/such/r.nc.journal" in proc.stderr, proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+
+
+def test_output_of_another_job_is_refused_and_unchanged(repsweep_bin, tmp_path):
+    first = write_job(tmp_path / "first.cfg", name="first", theory=False, seeds=(0,))
+    other = write_job(tmp_path / "other.cfg", name="other", theory=False, seeds=(0,))
+    out = tmp_path / "r.nc"
+    assert run(repsweep_bin, first, out).returncode == 0
+    journal = Path(str(out) + ".journal")
+    nc_bytes, journal_bytes = out.read_bytes(), journal.read_bytes()
+    proc = run(repsweep_bin, other, out)
+    assert proc.returncode == 2, proc.stderr
+    assert "was written by job 'first'" in proc.stderr and "this job is 'other'" in proc.stderr
+    assert "use another --out or delete it" in proc.stderr
+    assert out.read_bytes() == nc_bytes and journal.read_bytes() == journal_bytes
+
+
+def test_same_name_edited_job_is_refused(repsweep_bin, tmp_path):
+    """The hash covers the job file's full text: an edited job is another job."""
+    job = write_job(tmp_path / "j.cfg", name="same", theory=False, seeds=(0,))
+    out = tmp_path / "r.nc"
+    assert run(repsweep_bin, job, out).returncode == 0
+    job.write_text(job.read_text() + "# edited\n")
+    proc = run(repsweep_bin, job, out)
+    assert proc.returncode == 2 and "was written by job 'same'" in proc.stderr, proc.stderr
+
+
+def test_results_file_without_journal_is_refused_and_unchanged(repsweep_bin, tmp_path):
+    job = write_job(tmp_path / "tiny.cfg", theory=False, seeds=(0,))
+    out = tmp_path / "r.nc"
+    out.write_bytes(b"someone else's file")
+    proc = run(repsweep_bin, job, out)
+    assert proc.returncode == 2 and "journal" in proc.stderr, proc.stderr
+    assert out.read_bytes() == b"someone else's file"
+    assert not Path(str(out) + ".journal").exists()
+
+
+@pytest.mark.parametrize("damage,message", [
+    (lambda b: b"XXXXXXXX" + b[8:], "not a repsweep journal"),
+    (lambda b: b[:60] + bytes([b[60] ^ 0xFF]) + b[61:], "header is corrupt"),
+    (lambda b: b[:50], "shorter than its"),
+])
+def test_corrupt_journal_header_is_refused(repsweep_bin, tmp_path, damage, message):
+    job = write_job(tmp_path / "tiny.cfg", theory=False, seeds=(0,))
+    out = tmp_path / "r.nc"
+    assert run(repsweep_bin, job, out).returncode == 0
+    journal = Path(str(out) + ".journal")
+    journal.write_bytes(damage(journal.read_bytes()))
+    damaged = journal.read_bytes()
+    proc = run(repsweep_bin, job, out)
+    assert proc.returncode == 2, proc.stderr
+    assert message in proc.stderr and str(journal) in proc.stderr, proc.stderr
+    assert journal.read_bytes() == damaged
+
+
+@pytest.mark.parametrize("cut,bad_crc", [(50, False), (0, True)])
+def test_damaged_journal_tail_is_dropped_and_recomputed(repsweep_bin, tmp_path, cut, bad_crc):
+    """A kill mid-append leaves a short or unchecked last record: it is dropped (only it),
+    the trial is run again, and the results equal an undamaged run's."""
+    job = write_job(tmp_path / "tiny.cfg")
+    out = tmp_path / "r.nc"
+    assert run(repsweep_bin, job, out).returncode == 0
+    reference = read_results(out)
+    journal = Path(str(out) + ".journal")
+    data = bytearray(journal.read_bytes())
+    if cut:
+        data = data[:-cut]
+    if bad_crc:
+        data[-1] ^= 0xFF
+    journal.write_bytes(bytes(data))
+    proc = run(repsweep_bin, job, out)
+    assert proc.returncode == 0, proc.stderr
+    assert "dropped" in proc.stderr and "resuming: 7 of 8 trials done" in proc.stderr, proc.stderr
+    assert "(1 in this run)" in proc.stderr
+    assert sorted(journal_indices(journal)) == list(range(8))
+    assert_same_results(reference, read_results(out), "after a damaged tail")
+
+
+def test_finished_job_rerun_does_nothing(repsweep_bin, tmp_path):
+    job = write_job(tmp_path / "tiny.cfg")
+    out = tmp_path / "r.nc"
+    assert run(repsweep_bin, job, out).returncode == 0
+    proc = run(repsweep_bin, job, out)
+    assert proc.returncode == 0 and "resuming: 8 of 8" in proc.stderr and "(0 in this run)" \
+        in proc.stderr, proc.stderr
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["--bogus"], "--bogus"),
+    (["--chunk", "0"], "--chunk"),
+    (["--threads", "x"], "--threads"),
+    (["--progress", "-1"], "--progress"),
+    ([], "--out"),
+])
+def test_bad_flags_exit_2(repsweep_bin, tmp_path, args, needle):
+    job = write_job(tmp_path / "tiny.cfg")
+    cmd = [repsweep_bin, "run", str(job), *args]
+    if args:
+        cmd += ["--out", str(tmp_path / "r.nc")]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env(), timeout=60)
+    assert proc.returncode == 2 and needle in proc.stderr, proc.stderr
+    assert not (tmp_path / "r.nc.journal").exists()
+
+
+def test_bad_job_file_exit_2(repsweep_bin, tmp_path):
+    job = tmp_path / "bad.cfg"
+    job.write_text('name = "bad";\nblocks = ( { name = "b"; nonsense = 1; } );\n')
+    proc = run(repsweep_bin, job, tmp_path / "r.nc")
+    assert proc.returncode == 2 and "bad.cfg:2" in proc.stderr, proc.stderr
+    assert not (tmp_path / "r.nc.journal").exists()
+
+
+def test_run_help(run_repsweep):
+    out = run_repsweep("run", "--help").stdout
+    assert "--out" in out and "Exit status" in out and "3 interrupted" in out
