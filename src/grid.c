@@ -46,7 +46,7 @@ static const double THEORY_SECONDS_PER_EPOCH = 1.7e-3 / 6000;
 enum {
     TRAJECTORY_ARRAYS = 9,    /* per-epoch arrays of rs_trajectory (measured and theory) */
     SUMMARY_DOUBLES = 40,     /* one trial's results in a results file */
-    STAGE_SUMMARY_DOUBLES = 8,/* per-stage fit results with all_layers */
+    STAGE_SUMMARY_DOUBLES = 5,/* per-stage results with all_layers (store.h extras) */
     RECORDED_DOUBLES = 4      /* dh2, dyhat2, w, loss per recorded epoch */
 };
 

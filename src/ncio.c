@@ -286,8 +286,8 @@ static void coords_free(sweep_coords *c)
     free((void *)c->arch);
 }
 
-static int coords_fill(const rs_grid *grid, const rs_store_record *recs, size_t n,
-                       sweep_coords *c)
+static int coords_fill(const rs_grid *grid, const rs_store_layout *l, const void *recs,
+                       size_t n, sweep_coords *c)
 {
     size_t m = n ? n : 1;
     c->trial = malloc(m * sizeof *c->trial);
@@ -304,13 +304,14 @@ static int coords_fill(const rs_grid *grid, const rs_store_record *recs, size_t 
     for (size_t i = 0; i < n; i++) {
         rs_grid_coords g;
         rs_grid_trial t;
-        int st = rs_grid_coords_of(grid, recs[i].index, &g);
+        uint64_t index = rs_store_record_at(recs, l, i)->index;
+        int st = rs_grid_coords_of(grid, index, &g);
         if (st == RS_OK)
             st = rs_grid_trial_at(grid, &g, &t);
         if (st != RS_OK)
             return st;
         int net = t.kind == RS_BLOCK_NETWORK;
-        c->trial[i] = (long long)recs[i].index;
+        c->trial[i] = (long long)index;
         c->block[i] = g.block;
         c->arch_index[i] = net ? (int)g.arch : -1;
         c->arch[i] = net ? t.arch->name : "";
@@ -351,10 +352,67 @@ static char *block_names(const rs_grid *grid)
 }
 
 /* Write the file itself (to `path`, the temporary name). */
-static int write_sweep_file(const char *path, const rs_grid *grid, const rs_store_record *recs,
-                            size_t n, const sweep_coords *c, const rs_ncio_sweep_info *info,
-                            char *err, size_t err_len)
+/* Define the coordinate variables `stage` and `epoch` and the extras' variables (store.h)
+ * over (trial, stage), (trial, epoch), (trial, epoch, stage). */
+static int def_extras(int nc, int dim_trial, const rs_store_layout *l, const rs_store_extra *ex,
+                      int n_ex, int *v_stage, int *v_epoch, int *v_ex)
 {
+    int st = NC_NOERR, dim_stage = -1, dim_epoch = -1;
+    if (l->n_stages > 0) {
+        st = nc_def_dim(nc, "stage", (size_t)l->n_stages, &dim_stage);
+        if (st == NC_NOERR)
+            st = def_trial_var(nc, "stage", NC_INT, dim_stage, "hidden stage (0-based, input "
+                               "side first)", "1", v_stage);
+    }
+    if (st == NC_NOERR && l->n_epochs > 0) {
+        st = nc_def_dim(nc, "epoch", (size_t)l->n_epochs, &dim_epoch);
+        if (st == NC_NOERR)
+            st = def_trial_var(nc, "epoch", NC_INT64, dim_epoch, "recorded epoch (gradient "
+                               "steps before the record; every trajectory_stride-th)", "1",
+                               v_epoch);
+    }
+    for (int i = 0; i < n_ex && st == NC_NOERR; i++) {
+        int dims[3] = {dim_trial, ex[i].shape == RS_STORE_PER_STAGE ? dim_stage : dim_epoch,
+                       dim_stage};
+        st = def_var(nc, ex[i].name, ex[i].shape == RS_STORE_PER_EPOCH_STAGE ? 3 : 2, dims,
+                     ex[i].long_name, ex[i].units, &v_ex[i]);
+    }
+    return st;
+}
+
+/* Write the coordinate variables and, one trial at a time, the extras. */
+static int put_extras(int nc, const rs_store_layout *l, const void *recs, size_t n,
+                      const rs_store_extra *ex, int n_ex, int v_stage, int v_epoch,
+                      const int *v_ex)
+{
+    int st = NC_NOERR;
+    for (size_t k = 0; k < (size_t)l->n_stages && st == NC_NOERR; k++) {
+        int value = (int)k;
+        st = nc_put_var1_int(nc, v_stage, &k, &value);
+    }
+    for (size_t k = 0; k < (size_t)l->n_epochs && st == NC_NOERR; k++) {
+        long long value = (long long)k * l->stride;
+        st = nc_put_var1_longlong(nc, v_epoch, &k, &value);
+    }
+    for (size_t t = 0; t < n && st == NC_NOERR; t++) {
+        const double *x = rs_store_record_extras(rs_store_record_at(recs, l, t));
+        for (int i = 0; i < n_ex && st == NC_NOERR; i++) {
+            size_t start[3] = {t, 0, 0}, count[3] = {1, (size_t)l->n_epochs,
+                                                     (size_t)l->n_stages};
+            if (ex[i].shape == RS_STORE_PER_STAGE)
+                count[1] = (size_t)l->n_stages;
+            st = nc_put_vara_double(nc, v_ex[i], start, count, x + ex[i].offset);
+        }
+    }
+    return st;
+}
+
+static int write_sweep_file(const char *path, const rs_grid *grid, const rs_store_layout *l,
+                            const void *recs, size_t n, const sweep_coords *c,
+                            const rs_ncio_sweep_info *info, char *err, size_t err_len)
+{
+    rs_store_extra ex[RS_STORE_EXTRAS_MAX];
+    int n_ex = rs_store_extras(l, ex), v_ex[RS_STORE_EXTRAS_MAX], v_stage = -1, v_epoch = -1;
     int status = RS_OK, nc = -1, dim, nf;
     const rs_store_field *f = rs_store_fields(&nf);
     int v_trial, v_block, v_arch_index, v_arch, v_gain, v_seed, v_input, v_target, v_field[64];
@@ -387,6 +445,7 @@ static int write_sweep_file(const char *path, const rs_grid *grid, const rs_stor
     for (int i = 0; i < nf; i++)
         NC(def_trial_var(nc, f[i].name, f[i].is_int ? NC_INT64 : NC_DOUBLE, dim,
                          f[i].long_name, f[i].units, &v_field[i]));
+    NC(def_extras(nc, dim, l, ex, n_ex, &v_stage, &v_epoch, v_ex));
     NC(put_text(nc, NC_GLOBAL, "Conventions", "CF-1.8"));
     NC(put_text(nc, NC_GLOBAL, "title", "repsweep sweep: one summary per finished trial"));
     NC(put_text(nc, NC_GLOBAL, "job_name", info->job_name));
@@ -417,7 +476,7 @@ static int write_sweep_file(const char *path, const rs_grid *grid, const rs_stor
     }
     for (int i = 0; i < nf && n > 0; i++) {
         for (size_t k = 0; k < n; k++) {
-            const char *at = (const char *)&recs[k] + f[i].offset;
+            const char *at = (const char *)rs_store_record_at(recs, l, k) + f[i].offset;
             if (f[i].is_int)
                 memcpy(&icolumn[k], at, sizeof(long long));
             else
@@ -428,6 +487,7 @@ static int write_sweep_file(const char *path, const rs_grid *grid, const rs_stor
         else
             NC(nc_put_var_double(nc, v_field[i], column));
     }
+    NC(put_extras(nc, l, recs, n, ex, n_ex, v_stage, v_epoch, v_ex));
 done:
     status = close_nc(nc, path, status, err, err_len);
     free(blocks);
@@ -458,8 +518,8 @@ static int sync_path(const char *path, int dir)
     return st;
 }
 
-int rs_ncio_write_sweep(const char *path, const rs_grid *grid, const rs_store_record *recs,
-                        size_t n, const rs_ncio_sweep_info *info, char *err, size_t err_len)
+int rs_ncio_write_sweep(const char *path, const rs_grid *grid, const void *recs, size_t n,
+                        const rs_ncio_sweep_info *info, char *err, size_t err_len)
 {
     char tmp[4096];
     if ((size_t)snprintf(tmp, sizeof tmp, "%s.tmp", path) >= sizeof tmp) {
@@ -467,17 +527,20 @@ int rs_ncio_write_sweep(const char *path, const rs_grid *grid, const rs_store_re
         return RS_E_INVALID;
     }
     /* sorted by grid index, so the file does not depend on rank count or finishing order */
-    rs_store_record *sorted = malloc((n ? n : 1) * sizeof *sorted);
+    rs_store_layout l;
+    rs_store_layout_of(grid, &l);
+    size_t rec_bytes = rs_store_record_bytes(&l);
+    void *sorted = malloc((n ? n : 1) * rec_bytes);
     sweep_coords c;
     memset(&c, 0, sizeof c);
     if (!sorted)
         return RS_E_NOMEM;
     if (n)
-        memcpy(sorted, recs, n * sizeof *sorted);
-    qsort(sorted, n, sizeof *sorted, by_index);
-    int status = coords_fill(grid, sorted, n, &c);
+        memcpy(sorted, recs, n * rec_bytes);
+    qsort(sorted, n, rec_bytes, by_index); /* a record starts with its index */
+    int status = coords_fill(grid, &l, sorted, n, &c);
     if (status == RS_OK)
-        status = write_sweep_file(tmp, grid, sorted, n, &c, info, err, err_len);
+        status = write_sweep_file(tmp, grid, &l, sorted, n, &c, info, err, err_len);
     coords_free(&c);
     free(sorted);
     if (status == RS_E_NOMEM || status == RS_E_INVALID)

@@ -59,7 +59,102 @@ const rs_store_field *rs_store_fields(int *count)
     return fields;
 }
 
-void rs_store_record_clear(uint64_t index, rs_store_record *rec)
+/* --- the layout of the extras --- */
+
+enum { STAGE_ARRAYS = 5, EPOCH_ARRAYS = 4 };
+
+void rs_store_layout_of(const rs_grid *grid, rs_store_layout *l)
+{
+    const rs_job *job = grid->job;
+    long max_epochs = 0;
+    memset(l, 0, sizeof *l);
+    for (int b = 0; b < job->n_blocks; b++) {
+        const rs_job_block *blk = &job->blocks[b];
+        if (blk->kind != RS_BLOCK_NETWORK)
+            continue;
+        for (int a = 0; a < blk->n_arch; a++) {
+            int stages = rs_arch_stage_count(&blk->arch[a]);
+            if (job->all_layers && stages > l->n_stages)
+                l->n_stages = stages;
+            for (int g = 0; g < rs_job_block_gain_count(blk); g++) {
+                long e = rs_job_block_epochs(blk, a, g);
+                if (e > max_epochs)
+                    max_epochs = e;
+            }
+        }
+    }
+    if (job->trajectory_stride > 0 && max_epochs > 0) {
+        l->stride = job->trajectory_stride;
+        l->n_epochs = (max_epochs + l->stride - 1) / l->stride;
+    }
+}
+
+size_t rs_store_layout_doubles(const rs_store_layout *l)
+{
+    size_t S = (size_t)l->n_stages, E = (size_t)l->n_epochs;
+    return STAGE_ARRAYS * S + EPOCH_ARRAYS * E + E * S;
+}
+
+size_t rs_store_record_bytes(const rs_store_layout *l)
+{
+    return RS_STORE_RECORD_BYTES + sizeof(double) * rs_store_layout_doubles(l);
+}
+
+const rs_store_record *rs_store_record_at(const void *recs, const rs_store_layout *l, size_t i)
+{
+    return (const rs_store_record *)((const char *)recs + i * rs_store_record_bytes(l));
+}
+
+const double *rs_store_record_extras(const rs_store_record *rec)
+{
+    return (const double *)(rec + 1); /* the summary is 8-byte fields: no padding between */
+}
+
+static double *extras_of(rs_store_record *rec)
+{
+    return (double *)(rec + 1);
+}
+
+int rs_store_extras(const rs_store_layout *l, rs_store_extra *out)
+{
+    static const struct { const char *name, *long_name, *units; rs_store_shape shape; } all[] = {
+        {"stage_rate_h", "encoder rate 1/tau_h per epoch fitted to dh2 at each stage (Eq. 49)",
+         "1/epoch", RS_STORE_PER_STAGE},
+        {"stage_rate_y", "decoder rate 1/tau_y per epoch fitted with dh2 at each stage (Eq. 49)",
+         "1/epoch", RS_STORE_PER_STAGE},
+        {"stage_fit_loss_rel", "relative Eq. 49 fit loss with dh2 at each stage", "1",
+         RS_STORE_PER_STAGE},
+        {"stage_dh2_final", "dh2 = ||h(x2)-h(x1)||^2 at each stage at the last epoch", "1",
+         RS_STORE_PER_STAGE},
+        {"stage_dh2_predicted", "predicted final dh2 at each stage, stable fixed point (Eq. 10)",
+         "1", RS_STORE_PER_STAGE},
+        {"dh2_traj", "dh2 = ||h(x2)-h(x1)||^2 at the observed layer at the recorded epochs", "1",
+         RS_STORE_PER_EPOCH},
+        {"dyhat2_traj", "dyhat2 = ||f(x2)-f(x1)||^2 (predicted output difference, not the "
+         "target gap) at the recorded epochs", "1", RS_STORE_PER_EPOCH},
+        {"w_traj", "w = dyhat2 - (f(x2)-f(x1))(y2-y1) at the recorded epochs", "1",
+         RS_STORE_PER_EPOCH},
+        {"loss_traj", "training loss at the recorded epochs", "1", RS_STORE_PER_EPOCH},
+        {"dh2_stage_traj", "dh2 at each stage at the recorded epochs", "1",
+         RS_STORE_PER_EPOCH_STAGE},
+    };
+    size_t counts[3] = {(size_t)l->n_stages, (size_t)l->n_epochs,
+                        (size_t)l->n_epochs * (size_t)l->n_stages};
+    size_t offset = 0;
+    int n = 0;
+    for (size_t i = 0; i < sizeof all / sizeof *all; i++) {
+        size_t count = counts[all[i].shape];
+        if (count == 0)
+            continue;
+        out[n] = (rs_store_extra){all[i].name, all[i].long_name, all[i].units, all[i].shape,
+                                  offset, count};
+        offset += count;
+        n++;
+    }
+    return n;
+}
+
+void rs_store_record_clear(uint64_t index, const rs_store_layout *l, rs_store_record *rec)
 {
     memset(rec, 0, sizeof *rec);
     rec->index = index;
@@ -68,12 +163,49 @@ void rs_store_record_clear(uint64_t index, rs_store_record *rec)
     for (int i = 0; i < n; i++)
         if (!f[i].is_int)
             *(double *)((char *)rec + f[i].offset) = NAN;
+    double *x = extras_of(rec);
+    for (size_t i = 0, m = rs_store_layout_doubles(l); i < m; i++)
+        x[i] = NAN;
 }
 
-void rs_store_record_from_trial(uint64_t index, const rs_trial_spec *s,
+/* The per-stage results and the subsampled trajectory into the extras (already NaN), in
+ * the order rs_store_extras lists them. Stages or epochs beyond the trial's stay NaN; so do
+ * the per-stage fit results when there was no fit (as the summary's). */
+static void extras_from_trial(const rs_store_layout *l, const rs_trial_spec *s,
+                              const rs_trajectory *t, const rs_trial_result *r,
+                              rs_store_record *rec)
+{
+    size_t S = (size_t)l->n_stages, E = (size_t)l->n_epochs;
+    double *x = extras_of(rec), *traj = x + STAGE_ARRAYS * S;
+    int fitted = r->status != RS_S_DIVERGED && s->fit && r->epochs_run >= 3;
+    for (size_t k = 0; k < S && k < (size_t)r->n_stages; k++) {
+        const rs_fit_result *f = &r->stage_fit[k];
+        if (fitted && f->status != RS_S_FIT_FAILED) {
+            x[k] = f->rate_h;
+            x[S + k] = f->rate_y;
+            x[2 * S + k] = f->fit_loss_rel;
+        }
+        x[3 * S + k] = r->stage_dh2_final[k];
+        if (fitted)
+            x[4 * S + k] = r->stage_dh2_predicted[k];
+    }
+    for (size_t k = 0; k < E && (long)k * l->stride < t->epochs_run; k++) {
+        size_t e = k * (size_t)l->stride;
+        traj[k] = t->dh2[e];
+        traj[E + k] = t->dyhat2[e];
+        traj[2 * E + k] = t->w[e];
+        traj[3 * E + k] = t->loss[e];
+        for (size_t j = 0; j < S && j < (size_t)t->n_stages; j++)
+            traj[EPOCH_ARRAYS * E + k * S + j] = t->dh2_stages[e * (size_t)t->n_stages + j];
+    }
+}
+
+void rs_store_record_from_trial(uint64_t index, const rs_store_layout *l,
+                                const rs_trial_spec *s, const rs_trajectory *t,
                                 const rs_trial_result *r, rs_store_record *rec)
 {
-    rs_store_record_clear(index, rec);
+    rs_store_record_clear(index, l, rec);
+    extras_from_trial(l, s, t, r, rec);
     rec->status = r->status;
     rec->converged = r->converged;
     rec->epochs_run = r->epochs_run;
@@ -125,7 +257,7 @@ uint64_t rs_store_hash_text(const char *text)
 #define HEADER_CRC_AT 112
 #define JOURNAL_VERSION 1u
 #define BYTE_ORDER_MARK 0x01020304u
-#define SLOT_BYTES (RS_STORE_RECORD_BYTES + 4) /* a record and its CRC-32 */
+/* on disk a record (rs_store_record_bytes) is followed by its CRC-32 */
 static const char MAGIC[8] = {'R', 'S', 'J', 'R', 'N', 'L', '\r', '\n'};
 
 struct rs_store {
@@ -133,8 +265,10 @@ struct rs_store {
     char *path;
     uint64_t trials, done, dropped;
     int64_t created;
+    rs_store_layout layout;
+    size_t rec_bytes;           /* rs_store_record_bytes(&layout) */
     unsigned char *done_bits;   /* one bit per grid index */
-    rs_store_record *recs;
+    unsigned char *recs;        /* n_recs records, rec_bytes apart */
     size_t n_recs, cap_recs;
 };
 
@@ -144,9 +278,9 @@ static uint32_t crc_of(const void *p, size_t n)
 }
 
 static void encode_header(unsigned char *h, const char *name, uint64_t hash, uint64_t trials,
-                          int64_t created)
+                          int64_t created, uint32_t rec)
 {
-    uint32_t version = JOURNAL_VERSION, rec = RS_STORE_RECORD_BYTES, bom = BYTE_ORDER_MARK;
+    uint32_t version = JOURNAL_VERSION, bom = BYTE_ORDER_MARK;
     memset(h, 0, HEADER_BYTES);
     memcpy(h, MAGIC, 8);
     memcpy(h + 8, &version, 4);
@@ -162,8 +296,8 @@ static void encode_header(unsigned char *h, const char *name, uint64_t hash, uin
 
 /* Check a header read from `path` against the job; fills *created. */
 static int check_header(const unsigned char *h, const char *path, const char *name,
-                        uint64_t hash, uint64_t trials, int64_t *created, char *err,
-                        size_t len)
+                        uint64_t hash, uint64_t trials, uint32_t rec_bytes, int64_t *created,
+                        char *err, size_t len)
 {
     uint32_t version, rec, bom, crc;
     uint64_t file_hash, file_trials;
@@ -186,10 +320,10 @@ static int check_header(const unsigned char *h, const char *path, const char *na
                  "cannot be trusted; move it away or use another --out", path);
         return RS_E_INVALID;
     }
-    if (bom != BYTE_ORDER_MARK || version != JOURNAL_VERSION || rec != RS_STORE_RECORD_BYTES) {
+    if (bom != BYTE_ORDER_MARK || version != JOURNAL_VERSION || rec != rec_bytes) {
         snprintf(err, len, "%s: journal format %u (record %u bytes) from another repsweep "
-                 "version or machine; this one reads format %u (%u bytes)", path, version, rec,
-                 JOURNAL_VERSION, RS_STORE_RECORD_BYTES);
+                 "version or machine; this one reads format %u (%u bytes for this job)", path,
+                 version, rec, JOURNAL_VERSION, rec_bytes);
         return RS_E_INVALID;
     }
     if (file_hash != hash || strcmp(file_name, name) != 0) {
@@ -257,18 +391,19 @@ static void sync_parent_dir(const char *path)
     free(dir);
 }
 
-static int mark_done(rs_store *s, const rs_store_record *r)
+static int mark_done(rs_store *s, const void *rec)
 {
     if (s->n_recs == s->cap_recs) {
         size_t cap = s->cap_recs ? 2 * s->cap_recs : 1024;
-        rs_store_record *p = realloc(s->recs, cap * sizeof *p);
+        unsigned char *p = realloc(s->recs, cap * s->rec_bytes);
         if (!p)
             return RS_E_NOMEM;
         s->recs = p;
         s->cap_recs = cap;
     }
-    s->recs[s->n_recs++] = *r;
-    s->done_bits[r->index / 8] |= (unsigned char)(1u << (r->index % 8));
+    memcpy(s->recs + s->n_recs++ * s->rec_bytes, rec, s->rec_bytes);
+    uint64_t index = ((const rs_store_record *)rec)->index;
+    s->done_bits[index / 8] |= (unsigned char)(1u << (index % 8));
     s->done++;
     return RS_OK;
 }
@@ -276,27 +411,34 @@ static int mark_done(rs_store *s, const rs_store_record *r)
 /* Read the records after the header; stop at the first bad one and truncate there. */
 static int read_records(rs_store *s, char *err, size_t len)
 {
-    unsigned char slot[SLOT_BYTES];
+    size_t slot_bytes = s->rec_bytes + 4;
+    unsigned char *slot = malloc(slot_bytes);
     off_t good = HEADER_BYTES;
+    if (!slot)
+        return RS_E_NOMEM;
     for (;;) {
-        ssize_t got = read_full(s->fd, slot, SLOT_BYTES);
+        ssize_t got = read_full(s->fd, slot, slot_bytes);
         if (got < 0) {
             snprintf(err, len, "%s: cannot read: %s", s->path, strerror(errno));
+            free(slot);
             return RS_E_IO;
         }
-        if (got < SLOT_BYTES)
+        if ((size_t)got < slot_bytes)
             break;
         rs_store_record r;
         uint32_t crc;
         memcpy(&r, slot, RS_STORE_RECORD_BYTES);
-        memcpy(&crc, slot + RS_STORE_RECORD_BYTES, 4);
-        if (crc != crc_of(slot, RS_STORE_RECORD_BYTES) || r.index >= s->trials ||
+        memcpy(&crc, slot + s->rec_bytes, 4);
+        if (crc != crc_of(slot, s->rec_bytes) || r.index >= s->trials ||
             rs_store_is_done(s, r.index))
             break;
-        if (mark_done(s, &r) != RS_OK)
+        if (mark_done(s, slot) != RS_OK) {
+            free(slot);
             return RS_E_NOMEM;
-        good += SLOT_BYTES;
+        }
+        good += (off_t)slot_bytes;
     }
+    free(slot);
     struct stat st;
     if (fstat(s->fd, &st) != 0) {
         snprintf(err, len, "%s: cannot stat: %s", s->path, strerror(errno));
@@ -332,7 +474,8 @@ static int open_existing(rs_store *s, const char *name, uint64_t hash, char *err
                  HEADER_BYTES);
         return RS_E_INVALID;
     }
-    int st = check_header(h, s->path, name, hash, s->trials, &s->created, err, len);
+    int st = check_header(h, s->path, name, hash, s->trials, (uint32_t)s->rec_bytes,
+                          &s->created, err, len);
     return st == RS_OK ? read_records(s, err, len) : st;
 }
 
@@ -340,7 +483,7 @@ static int create_new(rs_store *s, const char *name, uint64_t hash, char *err, s
 {
     unsigned char h[HEADER_BYTES];
     s->created = (int64_t)time(NULL);
-    encode_header(h, name, hash, s->trials, s->created);
+    encode_header(h, name, hash, s->trials, s->created, (uint32_t)s->rec_bytes);
     if (write_full(s->fd, h, HEADER_BYTES) != 0 || fsync(s->fd) != 0) {
         snprintf(err, len, "%s: cannot write: %s", s->path, strerror(errno));
         return RS_E_IO;
@@ -350,7 +493,7 @@ static int create_new(rs_store *s, const char *name, uint64_t hash, char *err, s
 }
 
 int rs_store_open(const char *path, const char *job_name, uint64_t job_hash, uint64_t trials,
-                  rs_store **out, char *err, size_t len)
+                  const rs_store_layout *l, rs_store **out, char *err, size_t len)
 {
     *out = NULL;
     rs_store *s = calloc(1, sizeof *s);
@@ -358,6 +501,8 @@ int rs_store_open(const char *path, const char *job_name, uint64_t job_hash, uin
         return RS_E_NOMEM;
     s->fd = -1;
     s->trials = trials;
+    s->layout = *l;
+    s->rec_bytes = rs_store_record_bytes(l);
     s->path = strdup(path);
     s->done_bits = calloc((size_t)(trials / 8 + 1), 1);
     if (!s->path || !s->done_bits) {
@@ -406,37 +551,39 @@ void rs_store_close(rs_store **store)
     *store = NULL;
 }
 
-int rs_store_append(rs_store *s, const rs_store_record *recs, size_t n, char *err, size_t len)
+int rs_store_append(rs_store *s, const void *recs, size_t n, char *err, size_t len)
 {
     if (n == 0)
         return RS_OK;
     for (size_t i = 0; i < n; i++) {
+        uint64_t index = rs_store_record_at(recs, &s->layout, i)->index;
         int dup = 0;
         for (size_t j = 0; j < i && !dup; j++)
-            dup = recs[j].index == recs[i].index;
-        if (recs[i].index >= s->trials || rs_store_is_done(s, recs[i].index) || dup) {
+            dup = rs_store_record_at(recs, &s->layout, j)->index == index;
+        if (index >= s->trials || rs_store_is_done(s, index) || dup) {
             snprintf(err, len, "%s: trial %llu is outside the grid or already stored", s->path,
-                     (unsigned long long)recs[i].index);
+                     (unsigned long long)index);
             return RS_E_INVALID;
         }
     }
-    unsigned char *buf = malloc(n * SLOT_BYTES);
+    size_t slot_bytes = s->rec_bytes + 4;
+    unsigned char *buf = malloc(n * slot_bytes);
     if (!buf)
         return RS_E_NOMEM;
     for (size_t i = 0; i < n; i++) {
-        unsigned char *slot = buf + i * SLOT_BYTES;
-        memcpy(slot, &recs[i], RS_STORE_RECORD_BYTES);
-        uint32_t crc = crc_of(slot, RS_STORE_RECORD_BYTES);
-        memcpy(slot + RS_STORE_RECORD_BYTES, &crc, 4);
+        unsigned char *slot = buf + i * slot_bytes;
+        memcpy(slot, rs_store_record_at(recs, &s->layout, i), s->rec_bytes);
+        uint32_t crc = crc_of(slot, s->rec_bytes);
+        memcpy(slot + s->rec_bytes, &crc, 4);
     }
-    int bad = write_full(s->fd, buf, n * SLOT_BYTES) != 0 || fsync(s->fd) != 0;
+    int bad = write_full(s->fd, buf, n * slot_bytes) != 0 || fsync(s->fd) != 0;
     free(buf);
     if (bad) {
         snprintf(err, len, "%s: cannot append: %s", s->path, strerror(errno));
         return RS_E_IO;
     }
     for (size_t i = 0; i < n; i++)
-        if (mark_done(s, &recs[i]) != RS_OK)
+        if (mark_done(s, rs_store_record_at(recs, &s->layout, i)) != RS_OK)
             return RS_E_NOMEM;
     return RS_OK;
 }
@@ -451,8 +598,10 @@ uint64_t rs_store_trial_count(const rs_store *s) { return s->trials; }
 uint64_t rs_store_dropped_bytes(const rs_store *s) { return s->dropped; }
 int64_t rs_store_created(const rs_store *s) { return s->created; }
 
-const rs_store_record *rs_store_records(const rs_store *s, size_t *n)
+const void *rs_store_records(const rs_store *s, size_t *n)
 {
     *n = s->n_recs;
     return s->recs;
 }
+
+const rs_store_layout *rs_store_layout_get(const rs_store *s) { return &s->layout; }

@@ -38,8 +38,8 @@ void rs_sweep_options_default(rs_sweep_options *o)
 
 /* --- one trial --- */
 
-static int network_trial(const rs_grid *grid, const rs_grid_trial *t, uint64_t index,
-                         volatile sig_atomic_t *stop, rs_store_record *rec)
+static int network_trial(const rs_grid *grid, const rs_store_layout *l, const rs_grid_trial *t,
+                         uint64_t index, volatile sig_atomic_t *stop, rs_store_record *rec)
 {
     rs_trial_spec spec;
     rs_trial_result res;
@@ -53,9 +53,9 @@ static int network_trial(const rs_grid *grid, const rs_grid_trial *t, uint64_t i
     if (st == RS_OK)
         st = rs_trial_run(&spec, &traj, &res);
     if (st == RS_OK) {
-        rs_store_record_from_trial(index, &spec, &res, rec);
+        rs_store_record_from_trial(index, l, &spec, &traj, &res, rec);
     } else if (st != RS_S_STOPPED) {
-        rs_store_record_clear(index, rec); /* could not run: recorded as such */
+        rs_store_record_clear(index, l, rec); /* could not run: recorded as such */
         rec->status = st;
         rec->lr = spec.lr;
     }
@@ -67,13 +67,14 @@ static int network_trial(const rs_grid *grid, const rs_grid_trial *t, uint64_t i
 }
 
 /* Theory-only: Eq. 7 from the block's initial state over `epochs`, and Eq. 10-11. */
-static int theory_trial(const rs_grid_trial *t, uint64_t index, rs_store_record *rec)
+static int theory_trial(const rs_store_layout *l, const rs_grid_trial *t, uint64_t index,
+                        rs_store_record *rec)
 {
     rs_theory_params p = {t->rate_h, t->rate_y, t->input_gap * t->input_gap,
                           t->target_gap * t->target_gap};
     rs_theory_state init = {t->dh2_0, t->dyhat2_0, t->w_0}, out[2];
     double times[2] = {0.0, (double)t->epochs};
-    rs_store_record_clear(index, rec);
+    rs_store_record_clear(index, l, rec);
     rs_theory_solver *solver = rs_theory_solver_alloc(1e-10);
     int st = solver ? rs_theory_solve(solver, &p, init, times, 2, out) : RS_E_NOMEM;
     rs_theory_solver_free(solver);
@@ -103,8 +104,10 @@ int rs_sweep_trial(const rs_grid *grid, uint64_t index, volatile sig_atomic_t *s
         st = rs_grid_trial_at(grid, &c, &t);
     if (st != RS_OK)
         return st;
-    return t.kind == RS_BLOCK_NETWORK ? network_trial(grid, &t, index, stop, rec)
-                                      : theory_trial(&t, index, rec);
+    rs_store_layout l;
+    rs_store_layout_of(grid, &l); /* cheap beside a trial: a loop over the job's axes */
+    return t.kind == RS_BLOCK_NETWORK ? network_trial(grid, &l, &t, index, stop, rec)
+                                      : theory_trial(&l, &t, index, rec);
 }
 
 /* --- the plan: pending trials, most expensive first, cut into chunks --- */
@@ -191,14 +194,14 @@ static void master_init(master *m, const rs_grid *grid, rs_store *store,
     m->prog.cost_todo = p->cost_todo;
     m->prog.ranks = ranks;
     size_t n;
-    const rs_store_record *r = rs_store_records(store, &n);
+    const void *r = rs_store_records(store, &n);
     for (size_t i = 0; i < n; i++)
-        m->prog.failures += r[i].status != RS_OK;
+        m->prog.failures += rs_store_record_at(r, rs_store_layout_get(store), i)->status != RS_OK;
     m->status = RS_OK;
 }
 
 /* Store finished records; a failed append stops the sweep with that status. */
-static void master_store(master *m, const rs_store_record *recs, size_t n, double cost)
+static void master_store(master *m, const void *recs, size_t n, double cost)
 {
     char err[512];
     m->prog.cost_done += cost;
@@ -213,7 +216,8 @@ static void master_store(master *m, const rs_store_record *recs, size_t n, doubl
     m->prog.done += n;
     m->prog.done_here += n;
     for (size_t i = 0; i < n; i++)
-        m->prog.failures += recs[i].status != RS_OK;
+        m->prog.failures +=
+            rs_store_record_at(recs, rs_store_layout_get(m->store), i)->status != RS_OK;
 }
 
 /* Progress and checkpoints when due; the stop flag. */
@@ -240,14 +244,16 @@ static void master_tick(master *m)
 }
 
 /* One rank: the master computes its own chunks, storing each chunk as it finishes. */
-static void master_alone(master *m, plan *p, uint64_t *idx, rs_store_record *recs)
+static void master_alone(master *m, plan *p, uint64_t *idx, unsigned char *recs)
 {
+    size_t rec_bytes = rs_store_record_bytes(rs_store_layout_get(m->store));
     double cost;
     size_t k;
     while (!m->stopping && (k = plan_next(p, m->o, idx, &cost)) > 0) {
         size_t n = 0;
         for (size_t i = 0; i < k && !m->stopping; i++) {
-            if (rs_sweep_trial(m->grid, idx[i], m->o->stop, &recs[n]) == RS_OK)
+            if (rs_sweep_trial(m->grid, idx[i], m->o->stop,
+                               (rs_store_record *)(recs + n * rec_bytes)) == RS_OK)
                 n++;
             master_tick(m);
         }
@@ -315,8 +321,9 @@ static int master_many(master *m, plan *p, int ranks, unsigned char *buf, size_t
         memcpy(&flags, buf, sizeof flags);
         if (flags & FLAG_STOPPED)
             m->stopping = 1; /* a worker got the signal: the job is being stopped */
-        size_t n = ((size_t)bytes - sizeof flags) / sizeof(rs_store_record);
-        master_store(m, (const rs_store_record *)(buf + sizeof flags), n, chunk_cost[r]);
+        size_t n = ((size_t)bytes - sizeof flags) /
+                   rs_store_record_bytes(rs_store_layout_get(m->store));
+        master_store(m, buf + sizeof flags, n, chunk_cost[r]);
         chunk_cost[r] = 0;
         busy[r] = (char)master_dispatch(m, p, r, msg, &chunk_cost[r], comm);
         stop_sent[r] = 0;
@@ -363,17 +370,17 @@ static int next_chunk(uint64_t *msg, size_t max_chunk, size_t *k, MPI_Comm comm)
 /* A worker: results back, chunks in, until DONE. Between trials it looks for STOP; its own
  * stop flag ends the trial in progress within an epoch (the trial is dropped). */
 static int worker(const rs_grid *grid, const rs_sweep_options *o, unsigned char *buf,
-                  MPI_Comm comm)
+                  size_t rec_bytes, MPI_Comm comm)
 {
     uint64_t *msg = malloc((o->max_chunk + 1) * sizeof *msg);
-    rs_store_record *recs = (rs_store_record *)(buf + sizeof(uint64_t));
+    unsigned char *recs = buf + sizeof(uint64_t);
     uint64_t flags = 0;
     size_t n = 0, k;
     if (!msg)
         return RS_E_NOMEM;
     for (;;) {
         memcpy(buf, &flags, sizeof flags);
-        MPI_Send(buf, (int)(sizeof flags + n * sizeof(rs_store_record)), MPI_BYTE, 0,
+        MPI_Send(buf, (int)(sizeof flags + n * rec_bytes), MPI_BYTE, 0,
                  TAG_RESULT, comm);
         if (!next_chunk(msg, o->max_chunk, &k, comm))
             break;
@@ -383,7 +390,8 @@ static int worker(const rs_grid *grid, const rs_sweep_options *o, unsigned char 
                 flags |= FLAG_STOPPED;
                 break;
             }
-            if (rs_sweep_trial(grid, msg[1 + i], o->stop, &recs[n]) == RS_OK)
+            if (rs_sweep_trial(grid, msg[1 + i], o->stop,
+                               (rs_store_record *)(recs + n * rec_bytes)) == RS_OK)
                 n++;
         }
     }
@@ -397,7 +405,10 @@ int rs_sweep_run(MPI_Comm comm, const rs_grid *grid, rs_store *store,
     int rank, ranks, st = RS_OK;
     MPI_Comm_rank(comm, &rank);
     MPI_Comm_size(comm, &ranks);
-    size_t buf_bytes = sizeof(uint64_t) + o->max_chunk * sizeof(rs_store_record);
+    rs_store_layout layout;
+    rs_store_layout_of(grid, &layout);
+    size_t rec_bytes = rs_store_record_bytes(&layout);
+    size_t buf_bytes = sizeof(uint64_t) + o->max_chunk * rec_bytes;
     unsigned char *buf = malloc(buf_bytes);
     uint64_t *idx = malloc(o->max_chunk * sizeof *idx);
     if (!buf || !idx)
@@ -410,7 +421,7 @@ int rs_sweep_run(MPI_Comm comm, const rs_grid *grid, rs_store *store,
         return RS_E_NOMEM;
     }
     if (rank != 0) {
-        st = worker(grid, o, buf, comm);
+        st = worker(grid, o, buf, rec_bytes, comm);
         free(buf);
         free(idx);
         if (st != RS_OK)
@@ -425,7 +436,7 @@ int rs_sweep_run(MPI_Comm comm, const rs_grid *grid, rs_store *store,
         MPI_Abort(comm, 1); /* the workers are waiting for chunks */
     master_init(&m, grid, store, o, &p, ranks);
     if (ranks == 1)
-        master_alone(&m, &p, idx, (rs_store_record *)(buf + sizeof(uint64_t)));
+        master_alone(&m, &p, idx, buf + sizeof(uint64_t));
     else if (master_many(&m, &p, ranks, buf, buf_bytes, comm) != RS_OK)
         MPI_Abort(comm, 1);
     report->computed = m.prog.done_here;

@@ -40,11 +40,14 @@ typedef struct {
 
 /* Write the n finished trials `recs` (any order; written sorted by grid index) of `grid` to
  * `path` as a netCDF-4 file: dimension `trial`, the grid index and coordinates of each trial
- * and one variable per rs_store_field. The file is written to "PATH.tmp", fsync'ed, then
+ * and one variable per rs_store_field. The records have the grid's layout
+ * (rs_store_layout_of: rs_store_record_bytes apart); its extras become variables over
+ * (trial, stage), (trial, epoch) and (trial, epoch, stage), with coordinate variables
+ * `stage` (0-based) and `epoch` (the recorded epoch indices). The file is written to "PATH.tmp", fsync'ed, then
  * renamed over `path`, so a kill at any moment leaves either the old file or the new one,
  * never a half-written one. On error returns RS_E_NETCDF / RS_E_IO / RS_E_NOMEM with a
  * message naming the file in err; `path` is then unchanged. */
-int rs_ncio_write_sweep(const char *path, const rs_grid *grid, const rs_store_record *recs,
-                        size_t n, const rs_ncio_sweep_info *info, char *err, size_t err_len);
+int rs_ncio_write_sweep(const char *path, const rs_grid *grid, const void *recs, size_t n,
+                        const rs_ncio_sweep_info *info, char *err, size_t err_len);
 
 #endif

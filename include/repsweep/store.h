@@ -1,7 +1,10 @@
 /* store.h — a sweep's results: the per-trial record and the crash-safe journal of them.
  *
  * Owns: rs_store_record, the summary of one finished trial (network or theory-only), its
- * field table (names, long names, units: ncio writes one variable per field from it), and
+ * field table (names, long names, units: ncio writes one variable per field from it), the
+ * job's layout of what a record holds beyond the summary (per-stage results with
+ * all_layers, subsampled trajectories with trajectory_stride: a fixed number of doubles per
+ * job, so every record of a journal has one size), and
  * the journal FILE.nc.journal, the sweep's checkpoint. The journal is append-only: a header
  * (magic, format version, record size, byte-order mark, the job's name and 64-bit text hash,
  * the grid's trial count, the creation time; CRC-32 over all of it) then fixed-size records,
@@ -18,6 +21,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "repsweep/grid.h"
 #include "repsweep/trial.h"
 
 /* One finished trial. Every field is 8 bytes, so the struct has no padding and is written
@@ -57,19 +61,65 @@ typedef struct {
 /* The fields after `index`, in struct order; *count receives their number. */
 const rs_store_field *rs_store_fields(int *count);
 
-/* A network trial's record from its result (status, fits, Eq. 10-11, times). */
-void rs_store_record_from_trial(uint64_t index, const rs_trial_spec *spec,
+/* What a job records beyond the summary. A record is the rs_store_record followed directly
+ * by rs_store_layout_doubles() doubles (the "extras"), in this order:
+ *   per stage (n_stages each): stage_rate_h, stage_rate_y, stage_fit_loss_rel,
+ *                              stage_dh2_final, stage_dh2_predicted;
+ *   per recorded epoch (n_epochs each): dh2_traj, dyhat2_traj, w_traj, loss_traj;
+ *   per recorded epoch and stage (n_epochs x n_stages, row-major): dh2_stage_traj.
+ * The recorded epochs are 0, stride, 2 stride, ... below the job's largest epoch count; a
+ * trial with fewer stages or epochs (another architecture, an early stop, divergence) and a
+ * theory-only trial hold NaN there. The layout is a function of the job alone. */
+typedef struct {
+    int n_stages;   /* stage columns: with all_layers the most stages of the job's
+                     * architectures, else 0 */
+    long stride;    /* trajectory_stride (0: no trajectories) */
+    long n_epochs;  /* recorded epochs (0 without trajectories) */
+} rs_store_layout;
+
+void rs_store_layout_of(const rs_grid *grid, rs_store_layout *l);
+size_t rs_store_layout_doubles(const rs_store_layout *l);
+/* Bytes of one record: RS_STORE_RECORD_BYTES + 8 x rs_store_layout_doubles. Arrays of
+ * records (the store's, the sweep's messages) step by this, not by sizeof(rs_store_record). */
+size_t rs_store_record_bytes(const rs_store_layout *l);
+/* Record i of an array of records of layout l. */
+const rs_store_record *rs_store_record_at(const void *recs, const rs_store_layout *l, size_t i);
+/* The extras of a record (valid when its layout has any). */
+const double *rs_store_record_extras(const rs_store_record *rec);
+
+typedef enum { RS_STORE_PER_STAGE, RS_STORE_PER_EPOCH, RS_STORE_PER_EPOCH_STAGE } rs_store_shape;
+
+/* One array of the extras, for writers that treat them uniformly. */
+typedef struct {
+    const char *name, *long_name, *units;
+    rs_store_shape shape;
+    size_t offset;          /* in doubles from the start of the extras */
+    size_t count;           /* doubles */
+} rs_store_extra;
+
+#define RS_STORE_EXTRAS_MAX 10
+/* The arrays layout l has (none without all_layers and trajectories), in extras order, into
+ * out (room for RS_STORE_EXTRAS_MAX); returns their number. */
+int rs_store_extras(const rs_store_layout *l, rs_store_extra *out);
+
+/* A network trial's record from its result (status, fits, Eq. 10-11, times) and, if the
+ * layout has them, its per-stage results and subsampled trajectory. `rec` has room for
+ * rs_store_record_bytes(l). */
+void rs_store_record_from_trial(uint64_t index, const rs_store_layout *l,
+                                const rs_trial_spec *spec, const rs_trajectory *traj,
                                 const rs_trial_result *res, rs_store_record *rec);
-/* A record with every double NaN and every integer 0 (the start of a theory record). */
-void rs_store_record_clear(uint64_t index, rs_store_record *rec);
+/* A record with every double NaN (extras included) and every integer 0 (the start of a
+ * theory record). */
+void rs_store_record_clear(uint64_t index, const rs_store_layout *l, rs_store_record *rec);
 
 /* 64-bit FNV-1a hash of a text (the job file's full text). */
 uint64_t rs_store_hash_text(const char *text);
 
 typedef struct rs_store rs_store;
 
-/* Open the journal `path` for job `job_name` with text hash `job_hash` and `trials` trials,
- * or create it (with its header, fsync'ed) if it does not exist.
+/* Open the journal `path` for job `job_name` with text hash `job_hash`, `trials` trials and
+ * records of layout `l` (the job's: rs_store_layout_of), or create it (with its header,
+ * fsync'ed) if it does not exist.
  * An existing journal is checked: header CRC, magic, version, record size, byte order, job
  * hash and trial count; then its records are read up to the first one that is short, fails
  * its CRC, names an index outside the grid or one already read; the file is truncated there.
@@ -77,22 +127,23 @@ typedef struct rs_store rs_store;
  * lock or truncate), RS_E_INVALID (not a journal, corrupt header, another job: the message
  * in err says which and names the file) or RS_E_NOMEM, and *store is NULL. */
 int rs_store_open(const char *path, const char *job_name, uint64_t job_hash, uint64_t trials,
-                  rs_store **store, char *err, size_t err_len);
+                  const rs_store_layout *l, rs_store **store, char *err, size_t err_len);
 /* Close and free; *store becomes NULL (safe on NULL). */
 void rs_store_close(rs_store **store);
 
-/* Append n records, then fsync: after RS_OK they survive a kill or power loss. A record
+/* Append n records (rs_store_record_bytes apart), then fsync: after RS_OK they survive a kill or power loss. A record
  * whose index is outside the grid or already stored is refused (RS_E_INVALID) before
  * anything is written. RS_E_IO if the write or fsync failed (the next open drops any
  * partial record). */
-int rs_store_append(rs_store *store, const rs_store_record *recs, size_t n, char *err,
-                    size_t err_len);
+int rs_store_append(rs_store *store, const void *recs, size_t n, char *err, size_t err_len);
 
 int rs_store_is_done(const rs_store *store, uint64_t index);
 uint64_t rs_store_done_count(const rs_store *store);
 uint64_t rs_store_trial_count(const rs_store *store);
-/* The stored records, in journal order (valid until the next append). */
-const rs_store_record *rs_store_records(const rs_store *store, size_t *n);
+/* The stored records, in journal order, rs_store_record_bytes apart (rs_store_record_at;
+ * valid until the next append). */
+const void *rs_store_records(const rs_store *store, size_t *n);
+const rs_store_layout *rs_store_layout_get(const rs_store *store);
 /* Bytes dropped from the end of the journal when it was opened (a kill mid-append). */
 uint64_t rs_store_dropped_bytes(const rs_store *store);
 /* Unix time at which the journal was created (the results' `created`). */

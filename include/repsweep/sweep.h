@@ -64,7 +64,9 @@ typedef struct {
 int rs_sweep_run(MPI_Comm comm, const rs_grid *grid, rs_store *store,
                  const rs_sweep_options *o, rs_sweep_report *report);
 
-/* Compute trial `index` of `grid` into `rec`. Not collective (no MPI). Returns RS_OK (the
+/* Compute trial `index` of `grid` into `rec`, which has room for the grid's record
+ * (rs_store_record_bytes of rs_store_layout_of(grid): the summary, then the per-stage results
+ * and trajectories the job records). Not collective (no MPI). Returns RS_OK (the
  * record holds the outcome, failed fits and divergence included), RS_S_STOPPED when *stop
  * was set during training (nothing to record), RS_E_INVALID for an index outside the grid.
  * A trial that could not run (e.g. out of memory) is an RS_OK record with a negative

@@ -149,7 +149,7 @@ static int write_results(const rs_store *store, void *ctx)
     const results_target *t = ctx;
     char err[1024];
     size_t n;
-    const rs_store_record *recs = rs_store_records(store, &n);
+    const void *recs = rs_store_records(store, &n);
     int st = rs_ncio_write_sweep(t->out, t->grid, recs, n, &t->info, err, sizeof err);
     if (st != RS_OK)
         fprintf(stderr, "repsweep run: %s\n", err);
@@ -188,7 +188,10 @@ static int open_output(const run_options *o, const rs_job *job, const rs_grid *g
                 "delete it\n", o->out, journal);
         return EXIT_BAD_INPUT;
     }
-    int s = rs_store_open(journal, job->name, hash, rs_grid_count(grid), store, err, sizeof err);
+    rs_store_layout layout;
+    rs_store_layout_of(grid, &layout);
+    int s = rs_store_open(journal, job->name, hash, rs_grid_count(grid), &layout, store, err,
+                          sizeof err);
     if (s != RS_OK) {
         fprintf(stderr, "repsweep run: --out: %s\n", s == RS_E_NOMEM ? "out of memory" : err);
         return s == RS_E_NOMEM ? EXIT_ERROR : EXIT_BAD_INPUT;
