@@ -5,6 +5,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
+#include <cblas.h> /* openblas_get_config, for provenance */
+#include <gsl/gsl_version.h>
 #include <netcdf.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -63,6 +65,21 @@ static void iso_time_now(char *buf, size_t len)
     iso_time(time(NULL), buf, len);
 }
 
+/* Provenance: repsweep's version and commit and the libraries' versions. */
+static int put_build_attributes(int nc)
+{
+    int st = put_text(nc, NC_GLOBAL, "repsweep_version", REPSWEEP_VERSION);
+    if (st == NC_NOERR)
+        st = put_text(nc, NC_GLOBAL, "repsweep_git_commit", REPSWEEP_GIT_COMMIT);
+    if (st == NC_NOERR)
+        st = put_text(nc, NC_GLOBAL, "netcdf_version", nc_inq_libvers());
+    if (st == NC_NOERR)
+        st = put_text(nc, NC_GLOBAL, "gsl_version", GSL_VERSION);
+    if (st == NC_NOERR)
+        st = put_text(nc, NC_GLOBAL, "openblas_config", openblas_get_config());
+    return st;
+}
+
 static int put_arch_attributes(int nc, const rs_trial_spec *s, const char *path, char *err,
                                size_t err_len)
 {
@@ -88,9 +105,7 @@ static int put_arch_attributes(int nc, const rs_trial_spec *s, const char *path,
     NC(nc_put_att_longlong(nc, NC_GLOBAL, "seed", NC_INT64, 1, &seed));
     NC(nc_put_att_longlong(nc, NC_GLOBAL, "max_epochs", NC_INT64, 1, &epochs));
     NC(put_text(nc, NC_GLOBAL, "precision", rs_precision_name(s->precision)));
-    NC(put_text(nc, NC_GLOBAL, "repsweep_version", REPSWEEP_VERSION));
-    NC(put_text(nc, NC_GLOBAL, "repsweep_git_commit", REPSWEEP_GIT_COMMIT));
-    NC(put_text(nc, NC_GLOBAL, "netcdf_version", nc_inq_libvers()));
+    NC(put_build_attributes(nc));
     iso_time_now(when, sizeof when);
     NC(put_text(nc, NC_GLOBAL, "created", when));
 done:
@@ -454,9 +469,7 @@ static int write_sweep_file(const char *path, const rs_grid *grid, const rs_stor
     NC(put_text(nc, NC_GLOBAL, "job_hash", hash));
     if (info->command_line)
         NC(put_text(nc, NC_GLOBAL, "command_line", info->command_line));
-    NC(put_text(nc, NC_GLOBAL, "repsweep_version", REPSWEEP_VERSION));
-    NC(put_text(nc, NC_GLOBAL, "repsweep_git_commit", REPSWEEP_GIT_COMMIT));
-    NC(put_text(nc, NC_GLOBAL, "netcdf_version", nc_inq_libvers()));
+    NC(put_build_attributes(nc));
     NC(nc_put_att_longlong(nc, NC_GLOBAL, "trials_total", NC_INT64, 1, &total));
     NC(nc_put_att_longlong(nc, NC_GLOBAL, "trials_done", NC_INT64, 1, &done));
     iso_time((time_t)info->created, when, sizeof when);

@@ -244,7 +244,7 @@ static void master_tick(master *m)
 }
 
 /* One rank: the master computes its own chunks, storing each chunk as it finishes. */
-static void master_alone(master *m, plan *p, uint64_t *idx, unsigned char *recs)
+static void master_alone(master *m, plan *p, uint64_t *idx, unsigned char *recs, double *busy)
 {
     size_t rec_bytes = rs_store_record_bytes(rs_store_layout_get(m->store));
     double cost;
@@ -252,9 +252,11 @@ static void master_alone(master *m, plan *p, uint64_t *idx, unsigned char *recs)
     while (!m->stopping && (k = plan_next(p, m->o, idx, &cost)) > 0) {
         size_t n = 0;
         for (size_t i = 0; i < k && !m->stopping; i++) {
+            double t0 = seconds_now();
             if (rs_sweep_trial(m->grid, idx[i], m->o->stop,
                                (rs_store_record *)(recs + n * rec_bytes)) == RS_OK)
                 n++;
+            *busy += seconds_now() - t0;
             master_tick(m);
         }
         master_store(m, recs, n, cost);
@@ -370,7 +372,7 @@ static int next_chunk(uint64_t *msg, size_t max_chunk, size_t *k, MPI_Comm comm)
 /* A worker: results back, chunks in, until DONE. Between trials it looks for STOP; its own
  * stop flag ends the trial in progress within an epoch (the trial is dropped). */
 static int worker(const rs_grid *grid, const rs_sweep_options *o, unsigned char *buf,
-                  size_t rec_bytes, MPI_Comm comm)
+                  size_t rec_bytes, MPI_Comm comm, double *busy)
 {
     uint64_t *msg = malloc((o->max_chunk + 1) * sizeof *msg);
     unsigned char *recs = buf + sizeof(uint64_t);
@@ -390,19 +392,48 @@ static int worker(const rs_grid *grid, const rs_sweep_options *o, unsigned char 
                 flags |= FLAG_STOPPED;
                 break;
             }
+            double t0 = seconds_now();
             if (rs_sweep_trial(grid, msg[1 + i], o->stop,
                                (rs_store_record *)(recs + n * rec_bytes)) == RS_OK)
                 n++;
+            *busy += seconds_now() - t0;
         }
     }
     free(msg);
     return RS_OK;
 }
 
+/* Every rank's compute time and wall time of the sweep, gathered on rank 0 into the report
+ * (collective). Measures load balance: a rank's busy fraction is busy / wall. */
+static void gather_busy(MPI_Comm comm, int rank, int ranks, double busy, double wall,
+                        rs_sweep_report *report)
+{
+    double mine[2] = {busy, wall};
+    double *all = rank == 0 ? malloc(2 * (size_t)ranks * sizeof *all) : NULL;
+    if (rank == 0 && !all) { /* still take part in the collective, with a dummy buffer */
+        double dummy[2];
+        MPI_Gather(mine, 2, MPI_DOUBLE, dummy, 2, MPI_DOUBLE, 0, comm);
+        return;
+    }
+    MPI_Gather(mine, 2, MPI_DOUBLE, all, 2, MPI_DOUBLE, 0, comm);
+    if (rank == 0) {
+        report->rank_times = all;
+        report->ranks = ranks;
+    }
+}
+
+void rs_sweep_report_free(rs_sweep_report *report)
+{
+    free(report->rank_times);
+    report->rank_times = NULL;
+    report->ranks = 0;
+}
+
 int rs_sweep_run(MPI_Comm comm, const rs_grid *grid, rs_store *store,
                  const rs_sweep_options *o, rs_sweep_report *report)
 {
     int rank, ranks, st = RS_OK;
+    double started = seconds_now(), busy = 0;
     MPI_Comm_rank(comm, &rank);
     MPI_Comm_size(comm, &ranks);
     rs_store_layout layout;
@@ -421,11 +452,12 @@ int rs_sweep_run(MPI_Comm comm, const rs_grid *grid, rs_store *store,
         return RS_E_NOMEM;
     }
     if (rank != 0) {
-        st = worker(grid, o, buf, rec_bytes, comm);
+        st = worker(grid, o, buf, rec_bytes, comm, &busy);
         free(buf);
         free(idx);
         if (st != RS_OK)
             MPI_Abort(comm, 1); /* the master waits on this rank: nothing else is safe */
+        gather_busy(comm, rank, ranks, busy, seconds_now() - started, NULL);
         return st;
     }
     plan p;
@@ -436,12 +468,13 @@ int rs_sweep_run(MPI_Comm comm, const rs_grid *grid, rs_store *store,
         MPI_Abort(comm, 1); /* the workers are waiting for chunks */
     master_init(&m, grid, store, o, &p, ranks);
     if (ranks == 1)
-        master_alone(&m, &p, idx, buf + sizeof(uint64_t));
+        master_alone(&m, &p, idx, buf + sizeof(uint64_t), &busy);
     else if (master_many(&m, &p, ranks, buf, buf_bytes, comm) != RS_OK)
         MPI_Abort(comm, 1);
     report->computed = m.prog.done_here;
     /* a trial not in the store now was abandoned or never handed out */
     report->interrupted = rs_store_done_count(store) < rs_grid_count(grid);
+    gather_busy(comm, rank, ranks, busy, seconds_now() - started, report);
     free(p.todo);
     free(buf);
     free(idx);

@@ -54,7 +54,15 @@ void rs_sweep_options_default(rs_sweep_options *o);
 typedef struct {
     uint64_t computed;       /* trials finished and stored by this run */
     int interrupted;         /* the stop flag (or a worker's) ended the sweep early */
+    int ranks;               /* entries of rank_times */
+    double *rank_times;      /* per rank r: [2r] seconds spent computing trials, [2r+1] wall
+                              * seconds in rs_sweep_run (rank 0's is the sweep's; a worker's
+                              * ends when it is told DONE; rank 0 computes only when alone);
+                              * NULL if it could not be allocated. Free: rs_sweep_report_free */
 } rs_sweep_report;
+
+/* Not collective. */
+void rs_sweep_report_free(rs_sweep_report *report);
 
 /* Run every trial of `grid` that `store` does not hold. Collective over `comm`: every rank
  * calls it with the same grid and options; `store` is used on rank 0 only (NULL elsewhere).

@@ -210,6 +210,21 @@ static int open_output(const run_options *o, const rs_job *job, const rs_grid *g
     return EXIT_DONE;
 }
 
+/* Load balance: each computing rank's busy fraction, its compute time over the sweep's wall
+ * time (rank 0's: a worker that got no more work leaves early, idle until the end). Rank 0
+ * only schedules when there are workers, so it is left out then. */
+static void print_busy(const rs_sweep_report *rep)
+{
+    if (!rep->rank_times)
+        return;
+    for (int r = rep->ranks > 1 ? 1 : 0; r < rep->ranks; r++) {
+        double busy = rep->rank_times[2 * r], wall = rep->rank_times[1];
+        if (rep->ranks <= 65 || r == 1 || r == rep->ranks - 1)
+            fprintf(stderr, "rank %d: busy %.1f s of %.1f s (%.1f%%)\n", r, busy, wall,
+                    wall > 0 ? 100 * busy / wall : 0.0);
+    }
+}
+
 /* The master's part after the sweep: FILE.nc from the journal, and the final word. */
 static int finish(const run_options *o, const rs_store *store, results_target *target,
                   int sweep_status, const rs_sweep_report *rep)
@@ -232,6 +247,7 @@ static int finish(const run_options *o, const rs_store *store, results_target *t
                 (unsigned long long)total, (unsigned long long)rep->computed, o->out);
         return EXIT_INTERRUPTED;
     }
+    print_busy(rep);
     fprintf(stderr, "done: %llu of %llu trials (%llu in this run); results in %s\n",
             (unsigned long long)done, (unsigned long long)total,
             (unsigned long long)rep->computed, o->out);
@@ -280,8 +296,10 @@ static int run(const run_options *o, const char *command_line, MPI_Comm comm)
         so.ctx = &target;
         so.stop = &stop_signal;
         st = rs_sweep_run(comm, &grid, store, &so, &rep);
-        if (rank == 0)
+        if (rank == 0) {
             rc = finish(o, store, &target, st, &rep);
+            rs_sweep_report_free(&rep);
+        }
         MPI_Bcast(&rc, 1, MPI_INT, 0, comm);
     }
     rs_store_close(&store);

@@ -70,6 +70,10 @@ def run(cmd, cwd, ranks=None):
     wall = time.perf_counter() - t
     if p.returncode != 0:
         sys.exit(f"bench_sweep: `{' '.join(cmd)}` exited {p.returncode}:\n{p.stdout}{p.stderr}")
+    # repsweep's own per-rank load balance: "rank R: busy X s of Y s (Z%)"
+    for line in p.stderr.splitlines():
+        if line.startswith("rank ") and ": busy " in line:
+            print("  repsweep:", line)
     return wall
 
 

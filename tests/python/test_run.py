@@ -218,3 +218,33 @@ def test_bad_job_file_exit_2(repsweep_bin, tmp_path):
 def test_run_help(run_repsweep):
     out = run_repsweep("run", "--help").stdout
     assert "--out" in out and "Exit status" in out and "3 interrupted" in out
+
+
+def test_run_reports_each_workers_busy_fraction(repsweep_bin, tmp_path):
+    """Load balance is visible to users: every computing rank prints its busy fraction."""
+    import re
+    job = write_job(tmp_path / "busy.cfg", name="busy")
+    proc = run(repsweep_bin, job, tmp_path / "busy.nc", ranks=3)
+    assert proc.returncode == 0, proc.stderr
+    lines = re.findall(r"^rank (\d+): busy ([0-9.]+) s of ([0-9.]+) s \(([0-9.]+)%\)$",
+                       proc.stderr, re.M)
+    assert [int(r) for r, *_ in lines] == [1, 2], proc.stderr
+    for _, busy, wall, pct in lines:
+        assert 0 <= float(busy) <= float(wall) + 0.05 and 0 <= float(pct) <= 100.5
+
+
+def test_diverged_trials_are_recorded_and_the_sweep_goes_on(repsweep_bin, tmp_path):
+    """A trial whose training blows up (NaN/Inf) is stored with status 1 (diverged); the other
+    trials of the sweep still run and the exit status is 0."""
+    import netCDF4
+    job = write_job(tmp_path / "div.cfg", name="div", gains=(1.05, 1.2), lrs=(1e4, 0.0025),
+                    theory=False)
+    out = tmp_path / "div.nc"
+    proc = run(repsweep_bin, job, out)
+    assert proc.returncode == 0, proc.stderr
+    with netCDF4.Dataset(out) as nc:
+        gain = nc["gain"][:]
+        status = nc["status"][:]
+    assert len(status) == 4
+    assert all(s == 1 for g, s in zip(gain, status) if abs(g - 1.05) < 1e-9), status
+    assert all(s == 0 for g, s in zip(gain, status) if abs(g - 1.2) < 1e-9), status
