@@ -246,6 +246,14 @@ void rs_arch_table_free(rs_arch_table *table)
     table->count = 0;
 }
 
+#define RS_STR2(x) #x
+#define RS_STR(x) RS_STR2(x)
+const char *rs_job_libconfig_version(void)
+{
+    return RS_STR(LIBCONFIG_VER_MAJOR) "." RS_STR(LIBCONFIG_VER_MINOR) "." RS_STR(
+        LIBCONFIG_VER_REVISION);
+}
+
 const rs_arch *rs_arch_table_find(const rs_arch_table *table, const char *name)
 {
     for (int i = 0; i < table->count; i++)

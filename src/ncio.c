@@ -14,6 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "repsweep/job.h"
 #include "repsweep/status.h"
 
 #ifndef REPSWEEP_VERSION
@@ -77,6 +78,8 @@ static int put_build_attributes(int nc)
         st = put_text(nc, NC_GLOBAL, "gsl_version", GSL_VERSION);
     if (st == NC_NOERR)
         st = put_text(nc, NC_GLOBAL, "openblas_config", openblas_get_config());
+    if (st == NC_NOERR)
+        st = put_text(nc, NC_GLOBAL, "libconfig_version", rs_job_libconfig_version());
     return st;
 }
 
@@ -469,6 +472,8 @@ static int write_sweep_file(const char *path, const rs_grid *grid, const rs_stor
     NC(put_text(nc, NC_GLOBAL, "job_hash", hash));
     if (info->command_line)
         NC(put_text(nc, NC_GLOBAL, "command_line", info->command_line));
+    if (info->mpi_version)
+        NC(put_text(nc, NC_GLOBAL, "mpi_version", info->mpi_version));
     NC(put_build_attributes(nc));
     NC(nc_put_att_longlong(nc, NC_GLOBAL, "trials_total", NC_INT64, 1, &total));
     NC(nc_put_att_longlong(nc, NC_GLOBAL, "trials_done", NC_INT64, 1, &done));

@@ -25,6 +25,9 @@ typedef struct {
 int rs_arch_table_load(const char *path, rs_arch_table *table, char *err, size_t err_len);
 void rs_arch_table_free(rs_arch_table *table);
 
+/* libconfig's version, "MAJOR.MINOR.REVISION" (for provenance attributes). */
+const char *rs_job_libconfig_version(void);
+
 /* The architecture called `name`, or NULL. */
 const rs_arch *rs_arch_table_find(const rs_arch_table *table, const char *name);
 

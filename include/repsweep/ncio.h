@@ -36,6 +36,7 @@ typedef struct {
     uint64_t job_hash;
     const char *command_line;       /* may be NULL */
     int64_t created;                /* unix time the sweep started (the journal's) */
+    const char *mpi_version;        /* MPI_Get_library_version's text (may be NULL) */
 } rs_ncio_sweep_info;
 
 /* Write the n finished trials `recs` (any order; written sorted by grid index) of `grid` to

@@ -282,7 +282,15 @@ static int run(const run_options *o, const char *command_line, MPI_Comm comm)
         rc = open_output(o, &job, &grid, hash, journal, sizeof journal, &store);
     MPI_Bcast(&rc, 1, MPI_INT, 0, comm);
     if (rc == EXIT_DONE) {
-        results_target target = {o->out, &grid, {job.name, job.text, hash, command_line, 0}};
+        char mpi_version[MPI_MAX_LIBRARY_VERSION_STRING];
+        int mpi_version_len = 0;
+        MPI_Get_library_version(mpi_version, &mpi_version_len);
+        mpi_version[mpi_version_len < MPI_MAX_LIBRARY_VERSION_STRING ? mpi_version_len : 0] = 0;
+        for (char *c = mpi_version; *c; c++) /* one line: the text ends in newlines */
+            if (*c == '\n')
+                *c = ' ';
+        results_target target = {o->out, &grid,
+                                 {job.name, job.text, hash, command_line, 0, mpi_version}};
         rs_sweep_options so;
         rs_sweep_report rep;
         if (store)

@@ -248,3 +248,20 @@ def test_diverged_trials_are_recorded_and_the_sweep_goes_on(repsweep_bin, tmp_pa
     assert len(status) == 4
     assert all(s == 1 for g, s in zip(gain, status) if abs(g - 1.05) < 1e-9), status
     assert all(s == 0 for g, s in zip(gain, status) if abs(g - 1.2) < 1e-9), status
+
+
+def test_results_file_records_provenance(repsweep_bin, tmp_path):
+    """The job's text, the command line and every library's version travel with the results."""
+    import netCDF4
+    job = write_job(tmp_path / "prov.cfg", name="prov", theory=False, seeds=(0,), epochs=50)
+    out = tmp_path / "prov.nc"
+    proc = run(repsweep_bin, job, out)
+    assert proc.returncode == 0, proc.stderr
+    with netCDF4.Dataset(out) as nc:
+        attrs = {k: nc.getncattr(k) for k in nc.ncattrs()}
+    assert attrs["job_text"] == job.read_text()
+    assert "run" in attrs["command_line"] and str(out) in attrs["command_line"]
+    for key in ("repsweep_version", "repsweep_git_commit", "netcdf_version", "gsl_version",
+                "openblas_config", "libconfig_version", "mpi_version", "created", "updated"):
+        assert attrs.get(key), f"{key} missing or empty"
+    assert "OpenBLAS" in attrs["openblas_config"]
