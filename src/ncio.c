@@ -17,11 +17,10 @@
 #include "repsweep/job.h"
 #include "repsweep/status.h"
 
+#include "repsweep_git_commit.h" /* generated at build time: REPSWEEP_GIT_COMMIT */
+
 #ifndef REPSWEEP_VERSION
 #define REPSWEEP_VERSION "unknown"
-#endif
-#ifndef REPSWEEP_GIT_COMMIT
-#define REPSWEEP_GIT_COMMIT "unknown"
 #endif
 
 /* Every netCDF call goes through NC(): on failure, record where and why, and jump out. */

@@ -6,11 +6,10 @@
 
 #include "commands.h"
 
+#include "repsweep_git_commit.h" /* generated at build time: REPSWEEP_GIT_COMMIT */
+
 #ifndef REPSWEEP_VERSION
 #define REPSWEEP_VERSION "unknown"
-#endif
-#ifndef REPSWEEP_GIT_COMMIT
-#define REPSWEEP_GIT_COMMIT "unknown"
 #endif
 
 static void usage(FILE *out)
