@@ -513,28 +513,6 @@ done:
     return status;
 }
 
-/* fsync a file, or (dir = 1) the directory holding it, so a rename is durable. */
-static int sync_path(const char *path, int dir)
-{
-    char buf[4096];
-    snprintf(buf, sizeof buf, "%s", path);
-    if (dir) {
-        char *slash = strrchr(buf, '/');
-        if (!slash)
-            snprintf(buf, sizeof buf, ".");
-        else if (slash == buf)
-            slash[1] = 0;
-        else
-            *slash = 0;
-    }
-    int fd = open(buf, O_RDONLY);
-    if (fd < 0)
-        return -1;
-    int st = fsync(fd);
-    close(fd);
-    return st;
-}
-
 int rs_ncio_write_sweep(const char *path, const rs_grid *grid, const void *recs, size_t n,
                         const rs_ncio_sweep_info *info, char *err, size_t err_len)
 {
@@ -562,7 +540,7 @@ int rs_ncio_write_sweep(const char *path, const rs_grid *grid, const void *recs,
     free(sorted);
     if (status == RS_E_NOMEM || status == RS_E_INVALID)
         snprintf(err, err_len, "%s: %s while writing the results", path, rs_strerror(status));
-    if (status == RS_OK && sync_path(tmp, 0) != 0) {
+    if (status == RS_OK && rs_store_sync_path(tmp, 0) != 0) {
         snprintf(err, err_len, "%s: cannot fsync: %s", tmp, strerror(errno));
         status = RS_E_IO;
     }
@@ -574,6 +552,6 @@ int rs_ncio_write_sweep(const char *path, const rs_grid *grid, const void *recs,
         unlink(tmp);
         return status;
     }
-    sync_path(path, 1);
+    rs_store_sync_path(path, 1); /* the rename's directory entry */
     return RS_OK;
 }

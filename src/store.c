@@ -372,23 +372,26 @@ static int write_full(int fd, const void *buf, size_t n)
     return 0;
 }
 
-/* fsync the directory holding `path`, so a newly created (or renamed) entry survives. */
-static void sync_parent_dir(const char *path)
+int rs_store_sync_path(const char *path, int dir)
 {
-    char *dir = strdup(path);
-    if (!dir)
-        return;
-    char *slash = strrchr(dir, '/');
-    if (slash == dir)
-        slash[1] = 0;
-    else if (slash)
-        *slash = 0;
-    int fd = open(slash ? dir : ".", O_RDONLY | O_DIRECTORY);
-    if (fd >= 0) {
-        fsync(fd);
-        close(fd);
+    char buf[4096];
+    if ((size_t)snprintf(buf, sizeof buf, "%s", path) >= sizeof buf)
+        return -1;
+    if (dir) {
+        char *slash = strrchr(buf, '/');
+        if (!slash)
+            snprintf(buf, sizeof buf, ".");
+        else if (slash == buf)
+            slash[1] = 0;
+        else
+            *slash = 0;
     }
-    free(dir);
+    int fd = open(buf, O_RDONLY);
+    if (fd < 0)
+        return -1;
+    int st = fsync(fd);
+    close(fd);
+    return st;
 }
 
 static int mark_done(rs_store *s, const void *rec)
@@ -488,7 +491,7 @@ static int create_new(rs_store *s, const char *name, uint64_t hash, char *err, s
         snprintf(err, len, "%s: cannot write: %s", s->path, strerror(errno));
         return RS_E_IO;
     }
-    sync_parent_dir(s->path);
+    rs_store_sync_path(s->path, 1); /* the new journal's directory entry */
     return RS_OK;
 }
 

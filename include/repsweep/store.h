@@ -149,4 +149,8 @@ uint64_t rs_store_dropped_bytes(const rs_store *store);
 /* Unix time at which the journal was created (the results' `created`). */
 int64_t rs_store_created(const rs_store *store);
 
+/* fsync `path`, or (dir = 1) the directory holding it, so that a created or renamed entry
+ * survives a crash. Returns 0 or -1 (errno set). Not collective. */
+int rs_store_sync_path(const char *path, int dir);
+
 #endif
