@@ -159,44 +159,140 @@ static void NI(to_batched)(const NI(layer) *L, const REAL *z, REAL *zb)
                    z + (size_t)p * L->out + (size_t)co * L->len_out, (size_t)L->len_out * sizeof(REAL));
 }
 
-/* Dense forward for both points: z_p[i] = W[i,:] . in_p, reading each row of W once.
- * Why not cblas_?gemm: OpenBLAS's kernels for this shape (2 x in times in x out, a matrix times
- * two vectors) reach 13-15 GB/s on these machines, this loop ~27 GB/s, the memory bandwidth
- * (tests/bench; forward of the default net 2.6 -> 1.4 ms in float64, 1.5 -> 0.66 ms in
- * float32). GCC vector extensions (64-byte vectors: 8 doubles or 16 floats) keep it portable;
- * target_clones picks AVX-512, AVX2 or baseline code at load time. The summation order is
- * fixed by the code, not by the CPU: lane k sums the elements j = k mod LANES. */
+/* Dense kernels, written out because every dense product here is a matrix times two vectors
+ * (the two data points), a shape for which OpenBLAS's GEMM reaches about half the memory
+ * bandwidth (13-15 GB/s for the forward product on these machines) and, for cache-resident
+ * matrices such as the shallow net's, spends most of its time in call overhead.
+ * GCC vector extensions (64-byte vectors: 8 doubles or 16 floats) keep them portable;
+ * target_clones picks AVX-512, AVX2 or baseline code at load time. The summation order is fixed
+ * by the code, not by the CPU: a dot product's lane k sums the elements j = k mod LANES, then
+ * the lanes are added pairwise (lanes_sum); W^T dz sums the rows in index order. */
 typedef REAL NI(vec) __attribute__((vector_size(64)));
 #define NI_LANES ((int)(64 / sizeof(REAL)))
+/* rows handled together: each load of the input vectors serves four rows */
+#define NI_ROWS 4
 
+/* The sum of a vector's lanes as a pairwise tree (depth log2 LANES, not a serial chain of
+ * LANES dependent additions: at 500 units that chain dominated the cache-resident forward). */
+__attribute__((always_inline)) static inline REAL NI(lanes_sum)(NI(vec) v)
+{
+    REAL t[NI_LANES];
+    memcpy(t, &v, sizeof t);
+    for (int w = NI_LANES / 2; w >= 1; w /= 2)
+        for (int k = 0; k < w; k++)
+            t[k] += t[k + w];
+    return t[0];
+}
+
+/* Unaligned vector loads and stores (memcpy: no aliasing or alignment assumptions; macros, as
+ * a function returning a 64-byte vector would change the ABI in the non-AVX-512 clones). */
+#define NI_LOAD(v, p) memcpy(&(v), (p), sizeof(v))
+#define NI_STORE(p, v) memcpy((p), &(v), sizeof(v))
+
+/* z_p[i] = W[i,:] . in_p for rows [i0, i0 + nr), nr <= NI_ROWS: one pass over the rows. */
+__attribute__((always_inline)) static inline void NI(rows_dot2_block)(const REAL *W, int i0, int nr, int in, const REAL *a0,
+                                       const REAL *a1, REAL *z0, REAL *z1)
+{
+    NI(vec) s0[NI_ROWS] = {{0}}, s1[NI_ROWS] = {{0}};
+    REAL t0[NI_ROWS] = {0}, t1[NI_ROWS] = {0};
+    int j = 0;
+    for (; j + NI_LANES <= in; j += NI_LANES) {
+        NI(vec) x0, x1;
+        NI_LOAD(x0, a0 + j);
+        NI_LOAD(x1, a1 + j);
+        for (int r = 0; r < nr; r++) {
+            NI(vec) wv;
+            NI_LOAD(wv, W + (size_t)(i0 + r) * in + j);
+            s0[r] += wv * x0;
+            s1[r] += wv * x1;
+        }
+    }
+    for (int r = 0; r < nr; r++) {
+        const REAL *w = W + (size_t)(i0 + r) * in;
+        for (int jj = j; jj < in; jj++) {
+            t0[r] += w[jj] * a0[jj];
+            t1[r] += w[jj] * a1[jj];
+        }
+        z0[i0 + r] = t0[r] + NI(lanes_sum)(s0[r]);
+        z1[i0 + r] = t1[r] + NI(lanes_sum)(s1[r]);
+    }
+}
+
+/* Dense forward for both points: z_p = W in_p, reading each row of W once. */
 __attribute__((target_clones("avx512f", "avx2", "default")))
 static void NI(rows_dot2)(const REAL *W, int out, int in, const REAL *a0, const REAL *a1,
                           REAL *z0, REAL *z1)
 {
-    for (int i = 0; i < out; i++) {
-        const REAL *w = W + (size_t)i * in;
-        NI(vec) s0 = {0}, s1 = {0};
-        int j = 0;
-        for (; j + NI_LANES <= in; j += NI_LANES) {
-            NI(vec) wv, x0, x1;
-            memcpy(&wv, w + j, sizeof wv);
-            memcpy(&x0, a0 + j, sizeof x0);
-            memcpy(&x1, a1 + j, sizeof x1);
-            s0 += wv * x0;
-            s1 += wv * x1;
-        }
-        REAL t0 = 0, t1 = 0;
-        for (; j < in; j++) {
-            t0 += w[j] * a0[j];
-            t1 += w[j] * a1[j];
-        }
-        for (int k = 0; k < NI_LANES; k++) {
-            t0 += s0[k];
-            t1 += s1[k];
-        }
-        z0[i] = t0;
-        z1[i] = t1;
+    int i = 0;
+    for (; i + NI_ROWS <= out; i += NI_ROWS)
+        NI(rows_dot2_block)(W, i, NI_ROWS, in, a0, a1, z0, z1);
+    if (i < out)
+        NI(rows_dot2_block)(W, i, out - i, in, a0, a1, z0, z1);
+}
+
+/* The dense backward step for rows [i0, i0 + nr), nr <= NI_ROWS, fused so that each weight is
+ * read from memory once (the default net's matrices do not fit in cache, so a separate pass
+ * for W^T dz and for the step would stream them twice):
+ *   g_p += W[i,:]^T dz_p[i]                      (the weights before the step; g may be NULL)
+ *   Wt[i,:] = beta W[i,:] + alpha (dz_0[i] in_0 + dz_1[i] in_1)
+ * Wt may be W itself (the step) or a gradient buffer (alpha 1, beta 0). */
+__attribute__((always_inline)) static inline void NI(rows_backward_block)(const REAL *W, REAL *Wt, int i0, int nr, int in,
+                                           const REAL *dz0, const REAL *dz1, const REAL *a0,
+                                           const REAL *a1, REAL *g0, REAL *g1, REAL alpha,
+                                           REAL beta)
+{
+    REAL d0[NI_ROWS], d1[NI_ROWS], u0[NI_ROWS], u1[NI_ROWS];
+    for (int r = 0; r < nr; r++) {
+        d0[r] = dz0[i0 + r];
+        d1[r] = dz1[i0 + r];
+        u0[r] = alpha * d0[r];
+        u1[r] = alpha * d1[r];
     }
+    int j = 0;
+    for (; j + NI_LANES <= in; j += NI_LANES) {
+        NI(vec) x0, x1, G0 = {0}, G1 = {0};
+        NI_LOAD(x0, a0 + j);
+        NI_LOAD(x1, a1 + j);
+        if (g0) {
+            NI_LOAD(G0, g0 + j);
+            NI_LOAD(G1, g1 + j);
+        }
+        for (int r = 0; r < nr; r++) {
+            size_t at = (size_t)(i0 + r) * in + j;
+            NI(vec) wv, step;
+            NI_LOAD(wv, W + at);
+            G0 += d0[r] * wv;
+            G1 += d1[r] * wv;
+            step = beta * wv + u0[r] * x0 + u1[r] * x1;
+            NI_STORE(Wt + at, step);
+        }
+        if (g0) {
+            NI_STORE(g0 + j, G0);
+            NI_STORE(g1 + j, G1);
+        }
+    }
+    for (; j < in; j++)
+        for (int r = 0; r < nr; r++) {
+            size_t at = (size_t)(i0 + r) * in + j;
+            REAL w = W[at];
+            if (g0) {
+                g0[j] += d0[r] * w;
+                g1[j] += d1[r] * w;
+            }
+            Wt[at] = beta * w + u0[r] * a0[j] + u1[r] * a1[j];
+        }
+}
+
+__attribute__((target_clones("avx512f", "avx2", "default")))
+static void NI(rows_backward)(const REAL *W, REAL *Wt, int out, int in, const REAL *dz0,
+                              const REAL *dz1, const REAL *a0, const REAL *a1, REAL *g0,
+                              REAL *g1, REAL alpha, REAL beta)
+{
+    int i = 0;
+    for (; i + NI_ROWS <= out; i += NI_ROWS)
+        NI(rows_backward_block)(W, Wt, i, NI_ROWS, in, dz0, dz1, a0, a1, g0, g1, alpha, beta);
+    if (i < out)
+        NI(rows_backward_block)(W, Wt, i, out - i, in, dz0, dz1, a0, a1, g0, g1, alpha, beta);
 }
 
 /* z (2 x out) = map(in (2 x in)) + b */
@@ -222,13 +318,6 @@ static void NI(map_forward)(struct NI(engine) *e, const NI(layer) *L, const REAL
         }
 }
 
-/* Bytes of a dense weight matrix handled per block in the fused backward+update: the block is
- * read once from memory for W^T dz and is still in L2 (1 MB here) for the step. FUSE_BYTES is
- * a compile-time knob for the benchmark (tests/bench). */
-#ifndef FUSE_BYTES
-#define FUSE_BYTES (64 * 1024)
-#endif
-
 /* Backward through one map and its parameter step, fused so each weight is read from memory
  * once: given dz (2 x out) and the map's input `in` (as used in the forward pass), add
  * W^T dz into gin (2 x in; skipped if gin == NULL) using the weights *before* the step, then
@@ -240,16 +329,8 @@ static void NI(map_backward)(struct NI(engine) *e, const NI(layer) *L, const REA
                              REAL beta)
 {
     if (!L->conv) {
-        int rows = (int)(FUSE_BYTES / ((size_t)L->in * sizeof(REAL)));
-        rows = rows < 8 ? 8 : rows;
-        for (int r0 = 0; r0 < L->out; r0 += rows) {
-            int nb = L->out - r0 < rows ? L->out - r0 : rows;
-            if (gin)
-                GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, 2, L->in, nb, 1, dz + r0,
-                     L->out, L->W + (size_t)r0 * L->in, L->in, 1, gin, L->in);
-            GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, nb, L->in, 2, alpha, dz + r0, L->out,
-                 in, L->in, beta, Wt + (size_t)r0 * L->in, L->in);
-        }
+        NI(rows_backward)(L->W, Wt, L->out, L->in, dz, dz + L->out, in, in + L->in, gin,
+                          gin ? gin + L->in : NULL, alpha, beta);
         for (int j = 0; j < L->out; j++)
             bt[j] = beta * bt[j] + alpha * (dz[j] + dz[L->out + j]);
         return;

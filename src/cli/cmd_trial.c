@@ -201,7 +201,8 @@ static void print_json(const rs_trial_spec *s, const rs_trial_result *r)
     }
     json_num("net_bytes", (double)r->net_bytes, 0);
     json_num("train_seconds", r->train_seconds, 0);
-    json_num("fit_seconds", r->fit_seconds, 1);
+    json_num("fit_seconds", r->fit_seconds, 0);
+    json_num("peak_memory_bytes", (double)opt_peak_memory_bytes(), 1);
     printf("}\n");
 }
 
@@ -230,9 +231,10 @@ static void print_summary(const rs_trial_spec *s, const rs_trial_result *r)
                "%.5g (ratio %.4f)\n", r->A_high, r->A_low, r->dh2_predicted, r->dh2_final,
                r->dh2_predicted / r->dh2_final);
     }
-    printf("time     training %.2f s (%.3f ms/epoch), fits %.2f s; network %.1f MB\n",
-           r->train_seconds, 1e3 * r->train_seconds / (double)r->epochs_run, r->fit_seconds,
-           (double)r->net_bytes / 1e6);
+    printf("time     training %.2f s (%.3f ms/epoch), fits %.2f s; network %.1f MB, peak "
+           "memory %.1f MiB\n", r->train_seconds, 1e3 * r->train_seconds / (double)r->epochs_run,
+           r->fit_seconds, (double)r->net_bytes / 1e6,
+           (double)opt_peak_memory_bytes() / (1024.0 * 1024.0));
 }
 
 static int build_spec(const trial_options *o, const rs_arch_table *table, rs_trial_spec *s)

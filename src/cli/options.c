@@ -59,3 +59,17 @@ void opt_command_line(int argc, char **argv, char *buf, unsigned long len)
         used += (size_t)n;
     }
 }
+
+long long opt_peak_memory_bytes(void)
+{
+    FILE *f = fopen("/proc/self/status", "r");
+    if (!f)
+        return -1;
+    char line[256];
+    long long kib = -1;
+    while (fgets(line, sizeof line, f))
+        if (sscanf(line, "VmHWM: %lld kB", &kib) == 1)
+            break;
+    fclose(f);
+    return kib < 0 ? -1 : kib * 1024;
+}

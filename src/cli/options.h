@@ -13,6 +13,11 @@ int opt_long(const char *cmd, const char *flag, const char *text, long min, long
  * source tree's jobs/architectures.cfg (compiled in). */
 const char *opt_arch_file(const char *flag_value);
 
+/* This process's peak resident memory in bytes (VmHWM of /proc/self/status: the high-water
+ * mark of its own address space, not inherited from a parent that forked it, unlike
+ * getrusage's ru_maxrss), or -1 where /proc is not available. */
+long long opt_peak_memory_bytes(void);
+
 /* argv joined by spaces into buf (for provenance attributes). */
 void opt_command_line(int argc, char **argv, char *buf, unsigned long len);
 

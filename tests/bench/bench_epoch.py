@@ -76,7 +76,7 @@ def gemm_provider(binary):
     reference CBLAS (e.g. GSL's libgslcblas) instead of OpenBLAS makes every GEMM slow and
     --threads meaningless."""
     env = dict(os.environ, LD_DEBUG="bindings")
-    p = subprocess.run([binary, "trial", "--arch", "narrow", "--epochs", "1", "--no-fit",
+    p = subprocess.run([binary, "trial", "--arch", "convolution", "--epochs", "1", "--no-fit",
                         "--json"], capture_output=True, text=True, env=env)
     for line in p.stderr.splitlines():
         if "`cblas_dgemm'" in line and " to " in line:
