@@ -326,10 +326,20 @@ uint64_t rs_grid_shard_trials(const rs_grid_shard *s, uint64_t begin, uint64_t e
     return end > begin ? shard_trials_below(s, end) - shard_trials_below(s, begin) : 0;
 }
 
-/* Walk the indices of the shard with the larger count (the sparser one) until one is in the
- * other shard: within count_b / gcd steps the walk meets every residue it ever meets modulo
- * the other count, so the loop ends after min(smaller count, trials / larger count + 1)
- * steps (at most ~sqrt(trials)). */
+static uint64_t gcd(uint64_t x, uint64_t y)
+{
+    while (y) {
+        uint64_t r = x % y;
+        x = y;
+        y = r;
+    }
+    return x;
+}
+
+/* Two residue classes k = I mod N and k = J mod M meet iff I = J mod gcd(N, M) (Chinese
+ * remainder theorem), first at some k0 < lcm(N, M); whether k0 < trials is found by walking
+ * the sparser shard, which reaches k0 within M / gcd steps, and stops at `trials`: at most
+ * min(M, trials / N + 1) steps with N >= M (~sqrt(trials) at worst). */
 int rs_grid_shards_overlap(const rs_grid_shard *a, const rs_grid_shard *b, uint64_t trials)
 {
     if (a->count < b->count) {
@@ -337,6 +347,9 @@ int rs_grid_shards_overlap(const rs_grid_shard *a, const rs_grid_shard *b, uint6
         a = b;
         b = t;
     }
+    uint64_t g = gcd(a->count, b->count);
+    if (a->index % g != b->index % g)
+        return 0;
     for (uint64_t k = a->index, step = 0; k < trials && step < b->count; k += a->count, step++)
         if (rs_grid_shard_has(b, k))
             return 1;
