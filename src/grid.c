@@ -307,3 +307,94 @@ int rs_grid_estimate_of(const rs_grid *grid, int block, rs_grid_estimate *e)
     }
     return RS_OK;
 }
+
+/* --- shards --- */
+
+int rs_grid_shard_has(const rs_grid_shard *s, uint64_t index)
+{
+    return index % s->count == s->index;
+}
+
+/* The shard's trials among [0, end). */
+static uint64_t shard_trials_below(const rs_grid_shard *s, uint64_t end)
+{
+    return end / s->count + (end % s->count > s->index);
+}
+
+uint64_t rs_grid_shard_trials(const rs_grid_shard *s, uint64_t begin, uint64_t end)
+{
+    return end > begin ? shard_trials_below(s, end) - shard_trials_below(s, begin) : 0;
+}
+
+static uint64_t gcd(uint64_t x, uint64_t y)
+{
+    while (y) {
+        uint64_t r = x % y;
+        x = y;
+        y = r;
+    }
+    return x;
+}
+
+/* Two residue classes k = I mod N and k = J mod M meet iff I = J mod gcd(N, M) (Chinese
+ * remainder theorem), first at some k0 < lcm(N, M); whether k0 < trials is found by walking
+ * the sparser shard, which reaches k0 within M / gcd steps, and stops at `trials`: at most
+ * min(M, trials / N + 1) steps with N >= M (~sqrt(trials) at worst). */
+int rs_grid_shards_overlap(const rs_grid_shard *a, const rs_grid_shard *b, uint64_t trials)
+{
+    if (a->count < b->count) {
+        const rs_grid_shard *t = a;
+        a = b;
+        b = t;
+    }
+    uint64_t g = gcd(a->count, b->count);
+    if (a->index % g != b->index % g)
+        return 0;
+    for (uint64_t k = a->index, step = 0; k < trials && step < b->count; k += a->count, step++)
+        if (rs_grid_shard_has(b, k))
+            return 1;
+    return 0;
+}
+
+int rs_grid_arch_slots(const rs_grid *grid)
+{
+    int slots = 1; /* "theory" */
+    for (int b = 0; b < grid->n_blocks; b++)
+        if (grid->job->blocks[b].kind == RS_BLOCK_NETWORK)
+            slots += grid->job->blocks[b].n_arch;
+    return slots;
+}
+
+/* The entry called `name`, added (with zero counts) if new; returns its position. */
+static int arch_entry(const char *name, const char **names, uint64_t *shard_trials,
+                      uint64_t *grid_trials, int *n)
+{
+    for (int i = 0; i < *n; i++)
+        if (strcmp(names[i], name) == 0)
+            return i;
+    names[*n] = name;
+    shard_trials[*n] = grid_trials[*n] = 0;
+    return (*n)++;
+}
+
+int rs_grid_arch_trials(const rs_grid *grid, const rs_grid_shard *shard, const char **names,
+                        uint64_t *shard_trials, uint64_t *grid_trials)
+{
+    int n = 0;
+    for (int b = 0; b < grid->n_blocks; b++) {
+        const rs_job_block *blk = &grid->job->blocks[b];
+        uint64_t start = grid->block_start[b], count = rs_grid_block_count(grid, b);
+        /* the architecture is a network block's outermost axis: arch a holds a contiguous
+         * range of count / n_arch indices */
+        int n_arch = blk->kind == RS_BLOCK_NETWORK ? blk->n_arch : 1;
+        uint64_t per = count / (uint64_t)n_arch;
+        for (int a = 0; a < n_arch; a++) {
+            const char *name = blk->kind == RS_BLOCK_NETWORK ? blk->arch[a].name : "theory";
+            int i = arch_entry(name, names, shard_trials, grid_trials, &n);
+            uint64_t begin = start + (uint64_t)a * per;
+            shard_trials[i] += rs_grid_shard_trials(shard, begin, begin + per);
+            grid_trials[i] += per;
+        }
+    }
+    return n;
+}

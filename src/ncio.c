@@ -8,6 +8,7 @@
 #include <cblas.h> /* openblas_get_config, for provenance */
 #include <gsl/gsl_version.h>
 #include <netcdf.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -424,6 +425,68 @@ static int put_extras(int nc, const rs_store_layout *l, const void *recs, size_t
     return st;
 }
 
+/* The shard and per-architecture attributes (ncio.h: rs_ncio_write_sweep). */
+static int put_shard_attributes(int nc, const rs_grid *grid, const rs_grid_shard *shard,
+                                const char *path, char *err, size_t err_len)
+{
+    int status = RS_OK, slots = rs_grid_arch_slots(grid);
+    const char **names = malloc((size_t)slots * sizeof *names);
+    uint64_t *in_shard = malloc((size_t)slots * sizeof *in_shard);
+    uint64_t *in_grid = malloc((size_t)slots * sizeof *in_grid);
+    long long *values = malloc((size_t)slots * sizeof *values);
+    char *joined = NULL;
+    if (!names || !in_shard || !in_grid || !values) {
+        status = RS_E_NOMEM;
+        goto done;
+    }
+    int n = rs_grid_arch_trials(grid, shard, names, in_shard, in_grid);
+    size_t len = 1;
+    for (int i = 0; i < n; i++)
+        len += strlen(names[i]) + 1;
+    if (!(joined = malloc(len))) {
+        status = RS_E_NOMEM;
+        goto done;
+    }
+    joined[0] = 0;
+    for (int i = 0; i < n; i++)
+        strcat(strcat(joined, i ? "," : ""), names[i]);
+    long long grid_trials = (long long)rs_grid_count(grid), index = (long long)shard->index,
+              count = (long long)shard->count,
+              expected = (long long)rs_grid_shard_trials(shard, 0, rs_grid_count(grid));
+    NC(nc_put_att_longlong(nc, NC_GLOBAL, "grid_trials", NC_INT64, 1, &grid_trials));
+    NC(nc_put_att_longlong(nc, NC_GLOBAL, "shard_index", NC_INT64, 1, &index));
+    NC(nc_put_att_longlong(nc, NC_GLOBAL, "shard_count", NC_INT64, 1, &count));
+    NC(nc_put_att_longlong(nc, NC_GLOBAL, "trials_expected", NC_INT64, 1, &expected));
+    NC(put_text(nc, NC_GLOBAL, "arch_names", joined));
+    for (int i = 0; i < n; i++)
+        values[i] = (long long)in_shard[i];
+    NC(nc_put_att_longlong(nc, NC_GLOBAL, "arch_trials_expected", NC_INT64, (size_t)n, values));
+    for (int i = 0; i < n; i++)
+        values[i] = (long long)in_grid[i];
+    NC(nc_put_att_longlong(nc, NC_GLOBAL, "arch_grid_trials", NC_INT64, (size_t)n, values));
+done:
+    free(names);
+    free(in_shard);
+    free(in_grid);
+    free(values);
+    free(joined);
+    return status;
+}
+
+/* created (ISO 8601) and created_unix, and updated (unix time). */
+static int put_times(int nc, int64_t created, int64_t updated)
+{
+    char when[32];
+    long long c = (long long)created, u = (long long)updated;
+    iso_time((time_t)created, when, sizeof when);
+    int st = put_text(nc, NC_GLOBAL, "created", when);
+    if (st == NC_NOERR)
+        st = nc_put_att_longlong(nc, NC_GLOBAL, "created_unix", NC_INT64, 1, &c);
+    if (st == NC_NOERR)
+        st = nc_put_att_longlong(nc, NC_GLOBAL, "updated", NC_INT64, 1, &u);
+    return st;
+}
+
 static int write_sweep_file(const char *path, const rs_grid *grid, const rs_store_layout *l,
                             const void *recs, size_t n, const sweep_coords *c,
                             const rs_ncio_sweep_info *info, char *err, size_t err_len)
@@ -433,7 +496,7 @@ static int write_sweep_file(const char *path, const rs_grid *grid, const rs_stor
     int status = RS_OK, nc = -1, dim, nf;
     const rs_store_field *f = rs_store_fields(&nf);
     int v_trial, v_block, v_arch_index, v_arch, v_gain, v_seed, v_input, v_target, v_field[64];
-    char when[32], hash[32], *blocks = block_names(grid);
+    char hash[32], *blocks = block_names(grid);
     double *column = malloc((n ? n : 1) * sizeof *column);
     long long *icolumn = malloc((n ? n : 1) * sizeof *icolumn), total = (long long)rs_grid_count(grid),
               done = (long long)n;
@@ -476,10 +539,10 @@ static int write_sweep_file(const char *path, const rs_grid *grid, const rs_stor
     NC(put_build_attributes(nc));
     NC(nc_put_att_longlong(nc, NC_GLOBAL, "trials_total", NC_INT64, 1, &total));
     NC(nc_put_att_longlong(nc, NC_GLOBAL, "trials_done", NC_INT64, 1, &done));
-    iso_time((time_t)info->created, when, sizeof when);
-    NC(put_text(nc, NC_GLOBAL, "created", when));
-    iso_time_now(when, sizeof when);
-    NC(put_text(nc, NC_GLOBAL, "updated", when));
+    NC(put_times(nc, info->created, (int64_t)time(NULL)));
+    status = put_shard_attributes(nc, grid, &info->shard, path, err, err_len);
+    if (status != RS_OK)
+        goto done;
     NC(nc_enddef(nc));
     if (n > 0) {
         NC(nc_put_var_longlong(nc, v_trial, c->trial));
@@ -513,14 +576,43 @@ done:
     return status;
 }
 
+/* "PATH.tmp" into tmp (room for 4096); RS_E_INVALID if the path is too long. */
+static int tmp_path(const char *path, char *tmp, char *err, size_t err_len)
+{
+    if ((size_t)snprintf(tmp, 4096, "%s.tmp", path) >= 4096) {
+        snprintf(err, err_len, "%s: path too long", path);
+        return RS_E_INVALID;
+    }
+    return RS_OK;
+}
+
+/* After writing `tmp` (with `status`): fsync it and rename it over `path`, so that a kill at
+ * any moment leaves the old file or the new one; on any failure remove tmp. */
+static int replace_with(const char *tmp, const char *path, int status, char *err,
+                        size_t err_len)
+{
+    if (status == RS_OK && rs_store_sync_path(tmp, 0) != 0) {
+        snprintf(err, err_len, "%s: cannot fsync: %s", tmp, strerror(errno));
+        status = RS_E_IO;
+    }
+    if (status == RS_OK && rename(tmp, path) != 0) {
+        snprintf(err, err_len, "cannot rename %s to %s: %s", tmp, path, strerror(errno));
+        status = RS_E_IO;
+    }
+    if (status != RS_OK) {
+        unlink(tmp);
+        return status;
+    }
+    rs_store_sync_path(path, 1); /* the rename's directory entry */
+    return RS_OK;
+}
+
 int rs_ncio_write_sweep(const char *path, const rs_grid *grid, const void *recs, size_t n,
                         const rs_ncio_sweep_info *info, char *err, size_t err_len)
 {
     char tmp[4096];
-    if ((size_t)snprintf(tmp, sizeof tmp, "%s.tmp", path) >= sizeof tmp) {
-        snprintf(err, err_len, "%s: path too long", path);
+    if (tmp_path(path, tmp, err, err_len) != RS_OK)
         return RS_E_INVALID;
-    }
     /* sorted by grid index, so the file does not depend on rank count or finishing order */
     rs_store_layout l;
     rs_store_layout_of(grid, &l);
@@ -540,18 +632,630 @@ int rs_ncio_write_sweep(const char *path, const rs_grid *grid, const void *recs,
     free(sorted);
     if (status == RS_E_NOMEM || status == RS_E_INVALID)
         snprintf(err, err_len, "%s: %s while writing the results", path, rs_strerror(status));
-    if (status == RS_OK && rs_store_sync_path(tmp, 0) != 0) {
-        snprintf(err, err_len, "%s: cannot fsync: %s", tmp, strerror(errno));
-        status = RS_E_IO;
+    return replace_with(tmp, path, status, err, err_len);
+}
+
+/* --- reading results files back: status and merge --- */
+
+/* An input-side problem: the message into err; RS_E_INVALID. */
+static int refuse(char *err, size_t err_len, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static int refuse(char *err, size_t err_len, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, err_len, fmt, ap);
+    va_end(ap);
+    return RS_E_INVALID;
+}
+
+/* A results file's identity, from its global attributes and its `trial` dimension. */
+typedef struct {
+    char job_name[256], job_hash[32];
+    long long grid_trials, shard_index, shard_count, expected, created, updated;
+    size_t n;
+} sweep_identity;
+
+static int open_results(const char *path, int *nc, char *err, size_t err_len)
+{
+    int st = nc_open(path, NC_NOWRITE, nc);
+    if (st != NC_NOERR) {
+        *nc = -1;
+        return refuse(err, err_len, "%s: cannot be read as netCDF: %s", path, nc_strerror(st));
     }
-    if (status == RS_OK && rename(tmp, path) != 0) {
-        snprintf(err, err_len, "cannot rename %s to %s: %s", tmp, path, strerror(errno));
-        status = RS_E_IO;
-    }
-    if (status != RS_OK) {
-        unlink(tmp);
-        return status;
-    }
-    rs_store_sync_path(path, 1); /* the rename's directory entry */
     return RS_OK;
+}
+
+/* A text attribute into buf (NUL-terminated, at most len - 1 characters); 0 or -1. */
+static int get_text_att(int nc, const char *name, char *buf, size_t len)
+{
+    nc_type type;
+    size_t n;
+    if (nc_inq_att(nc, NC_GLOBAL, name, &type, &n) != NC_NOERR || type != NC_CHAR || n >= len)
+        return -1;
+    if (nc_get_att_text(nc, NC_GLOBAL, name, buf) != NC_NOERR)
+        return -1;
+    buf[n] = 0;
+    return 0;
+}
+
+/* A one-value integer attribute; 0 or -1. */
+static int get_int_att(int nc, const char *name, long long *v)
+{
+    nc_type type;
+    size_t n;
+    if (nc_inq_att(nc, NC_GLOBAL, name, &type, &n) != NC_NOERR || n != 1 ||
+        (type != NC_INT64 && type != NC_INT && type != NC_UINT64))
+        return -1;
+    return nc_get_att_longlong(nc, NC_GLOBAL, name, v) == NC_NOERR ? 0 : -1;
+}
+
+static const char *const OLDER_FILE = "(a results file of an older repsweep? rerun its "
+                                      "`repsweep run` command to rewrite it)";
+
+static int read_identity(int nc, const char *path, sweep_identity *id, char *err,
+                         size_t err_len)
+{
+    static const char *const ints[] = {"grid_trials", "shard_index", "shard_count",
+                                       "trials_expected", "created_unix", "updated"};
+    long long *values[] = {&id->grid_trials, &id->shard_index, &id->shard_count,
+                           &id->expected, &id->created, &id->updated};
+    char title[128];
+    int dim;
+    memset(id, 0, sizeof *id);
+    if (get_text_att(nc, "title", title, sizeof title) != 0 ||
+        strncmp(title, "repsweep sweep", 14) != 0 ||
+        get_text_att(nc, "job_hash", id->job_hash, sizeof id->job_hash) != 0 ||
+        get_text_att(nc, "job_name", id->job_name, sizeof id->job_name) != 0 ||
+        nc_inq_dimid(nc, "trial", &dim) != NC_NOERR || nc_inq_dimlen(nc, dim, &id->n) != NC_NOERR)
+        return refuse(err, err_len, "%s is not a repsweep results file (no title 'repsweep "
+                      "sweep ...', job_name, job_hash or dimension trial)", path);
+    for (size_t i = 0; i < sizeof ints / sizeof *ints; i++)
+        if (get_int_att(nc, ints[i], values[i]) != 0)
+            return refuse(err, err_len, "%s: no integer global attribute '%s' %s", path,
+                          ints[i], OLDER_FILE);
+    if (id->shard_count < 1 || id->shard_index < 0 || id->shard_index >= id->shard_count ||
+        id->grid_trials < 0 || id->expected < 0 || (long long)id->n > id->expected)
+        return refuse(err, err_len, "%s: inconsistent attributes: shard %lld/%lld, %lld trials "
+                      "expected, %zu held, %lld in the grid", path, id->shard_index,
+                      id->shard_count, id->expected, id->n, id->grid_trials);
+    return RS_OK;
+}
+
+/* Variable `name` over `trial` of type `type` into buf (n values). */
+static int get_column(int nc, const char *path, const char *name, nc_type type, void *buf,
+                      char *err, size_t err_len)
+{
+    int var, ndims;
+    nc_type t;
+    if (nc_inq_varid(nc, name, &var) != NC_NOERR || nc_inq_vartype(nc, var, &t) != NC_NOERR ||
+        nc_inq_varndims(nc, var, &ndims) != NC_NOERR || t != type || ndims != 1)
+        return refuse(err, err_len, "%s: no variable '%s' over trial of the expected type %s",
+                      path, name, OLDER_FILE);
+    int st = nc_get_var(nc, var, buf);
+    if (st != NC_NOERR)
+        return refuse(err, err_len, "%s: cannot read '%s': %s", path, name, nc_strerror(st));
+    return RS_OK;
+}
+
+/* arch_names split at ',' and arch_trials_expected into s. */
+static int read_arch_table(int nc, const char *path, rs_ncio_summary *s, char *err,
+                           size_t err_len)
+{
+    nc_type type;
+    size_t len, n_values;
+    if (nc_inq_att(nc, NC_GLOBAL, "arch_names", &type, &len) != NC_NOERR || type != NC_CHAR ||
+        nc_inq_att(nc, NC_GLOBAL, "arch_trials_expected", &type, &n_values) != NC_NOERR)
+        return refuse(err, err_len, "%s: no attributes arch_names and arch_trials_expected %s",
+                      path, OLDER_FILE);
+    char *names = malloc(len + 1);
+    long long *values = malloc((n_values ? n_values : 1) * sizeof *values);
+    s->arch_names = calloc(n_values ? n_values : 1, sizeof *s->arch_names);
+    s->arch_expected = calloc(n_values ? n_values : 1, sizeof *s->arch_expected);
+    int status = RS_OK;
+    if (!names || !values || !s->arch_names || !s->arch_expected) {
+        status = RS_E_NOMEM;
+        goto done;
+    }
+    if (nc_get_att_text(nc, NC_GLOBAL, "arch_names", names) != NC_NOERR ||
+        (n_values && nc_get_att_longlong(nc, NC_GLOBAL, "arch_trials_expected", values) !=
+                         NC_NOERR)) {
+        status = refuse(err, err_len, "%s: cannot read arch_names or arch_trials_expected",
+                        path);
+        goto done;
+    }
+    names[len] = 0;
+    char *save = NULL;
+    for (char *tok = len ? strtok_r(names, ",", &save) : NULL; tok;
+         tok = strtok_r(NULL, ",", &save)) {
+        if ((size_t)s->n_arch == n_values || !(s->arch_names[s->n_arch] = strdup(tok))) {
+            status = (size_t)s->n_arch == n_values ? RS_E_INVALID : RS_E_NOMEM;
+            break;
+        }
+        s->arch_expected[s->n_arch] = (uint64_t)values[s->n_arch];
+        s->n_arch++;
+    }
+    if (status == RS_E_INVALID || (status == RS_OK && (size_t)s->n_arch != n_values))
+        status = refuse(err, err_len, "%s: arch_names has not as many names as "
+                        "arch_trials_expected has values (%zu)", path, n_values);
+done:
+    free(names);
+    free(values);
+    return status;
+}
+
+void rs_ncio_summary_free(rs_ncio_summary *s)
+{
+    free(s->job_name);
+    free(s->job_hash);
+    for (int i = 0; i < s->n_arch; i++)
+        free(s->arch_names[i]);
+    free(s->arch_names);
+    free(s->arch_expected);
+    free(s->trial);
+    free(s->status);
+    free(s->converged);
+    free(s->fit_loss_rel);
+    free(s->train_seconds);
+    free(s->fit_seconds);
+    if (s->arch)
+        nc_free_string(s->n, s->arch); /* library-allocated strings (NULL where unread) */
+    free(s->arch);
+    memset(s, 0, sizeof *s);
+}
+
+int rs_ncio_read_summary(const char *path, rs_ncio_summary *s, char *err, size_t err_len)
+{
+    sweep_identity id;
+    int nc;
+    memset(s, 0, sizeof *s);
+    int status = open_results(path, &nc, err, err_len);
+    if (status != RS_OK)
+        return status;
+    status = read_identity(nc, path, &id, err, err_len);
+    if (status == RS_OK)
+        status = read_arch_table(nc, path, s, err, err_len);
+    if (status != RS_OK)
+        goto done;
+    size_t m = id.n ? id.n : 1;
+    s->job_name = strdup(id.job_name);
+    s->job_hash = strdup(id.job_hash);
+    s->trial = malloc(m * sizeof *s->trial);
+    s->status = malloc(m * sizeof *s->status);
+    s->converged = malloc(m * sizeof *s->converged);
+    s->fit_loss_rel = malloc(m * sizeof *s->fit_loss_rel);
+    s->train_seconds = malloc(m * sizeof *s->train_seconds);
+    s->fit_seconds = malloc(m * sizeof *s->fit_seconds);
+    s->arch = calloc(m, sizeof *s->arch);
+    if (!s->job_name || !s->job_hash || !s->trial || !s->status || !s->converged ||
+        !s->fit_loss_rel || !s->train_seconds || !s->fit_seconds || !s->arch) {
+        status = RS_E_NOMEM;
+        goto done;
+    }
+    s->grid_trials = (uint64_t)id.grid_trials;
+    s->trials_expected = (uint64_t)id.expected;
+    s->shard.index = (uint64_t)id.shard_index;
+    s->shard.count = (uint64_t)id.shard_count;
+    s->created = id.created;
+    s->updated = id.updated;
+    s->n = id.n; /* s->arch is zeroed: freeing its strings is safe however far a read got */
+    if (id.n == 0)
+        goto done;
+    const struct { const char *name; nc_type type; void *buf; } cols[] = {
+        {"trial", NC_INT64, s->trial}, {"status", NC_INT64, s->status},
+        {"converged", NC_INT64, s->converged}, {"fit_loss_rel", NC_DOUBLE, s->fit_loss_rel},
+        {"train_seconds", NC_DOUBLE, s->train_seconds},
+        {"fit_seconds", NC_DOUBLE, s->fit_seconds}, {"arch", NC_STRING, s->arch}};
+    for (size_t i = 0; i < sizeof cols / sizeof *cols && status == RS_OK; i++)
+        status = get_column(nc, path, cols[i].name, cols[i].type, cols[i].buf, err, err_len);
+done:
+    nc_close(nc);
+    if (status == RS_E_NOMEM)
+        snprintf(err, err_len, "%s: out of memory while reading it", path);
+    if (status != RS_OK)
+        rs_ncio_summary_free(s);
+    return status;
+}
+
+/* --- merging the results files of a job's shards --- */
+
+/* One input of a merge, open. */
+typedef struct {
+    int nc;
+    const char *path;
+    sweep_identity id;
+    long long *trial;       /* its trial column */
+    size_t first, count;    /* its rows in the output block being written */
+    size_t offset;          /* where they sit in the block's input buffer */
+} merge_source;
+
+/* Output row j comes from row `row` of source `src`. */
+typedef struct {
+    long long trial;
+    size_t src, row;
+} merge_row;
+
+static int by_trial(const void *a, const void *b)
+{
+    long long x = ((const merge_row *)a)->trial, y = ((const merge_row *)b)->trial;
+    return (x > y) - (x < y);
+}
+
+/* Do files a and b have the same dimensions (but `trial`'s length) and the same variables
+ * with the same types and dimension names? */
+static int same_layout(const merge_source *a, const merge_source *b, char *err, size_t err_len)
+{
+    int nd[2], nv[2], ids[NC_MAX_DIMS];
+    char name[NC_MAX_NAME + 1], dname[NC_MAX_NAME + 1];
+    const merge_source *f[2] = {a, b};
+    for (int i = 0; i < 2; i++)
+        if (nc_inq_ndims(f[i]->nc, &nd[i]) != NC_NOERR || nc_inq_nvars(f[i]->nc, &nv[i]) !=
+            NC_NOERR)
+            return refuse(err, err_len, "%s: cannot read its dimensions", f[i]->path);
+    if (nd[0] != nd[1] || nv[0] != nv[1])
+        return refuse(err, err_len, "%s and %s have different layouts (%d and %d dimensions, "
+                      "%d and %d variables)", a->path, b->path, nd[0], nd[1], nv[0], nv[1]);
+    int n;
+    nc_inq_dimids(a->nc, &n, ids, 0);
+    for (int i = 0; i < n; i++) {
+        size_t la, lb;
+        int other;
+        nc_inq_dim(a->nc, ids[i], name, &la);
+        if (nc_inq_dimid(b->nc, name, &other) != NC_NOERR)
+            return refuse(err, err_len, "%s and %s have different layouts (dimension '%s' "
+                          "only in the first)", a->path, b->path, name);
+        nc_inq_dimlen(b->nc, other, &lb);
+        if (strcmp(name, "trial") != 0 && la != lb)
+            return refuse(err, err_len, "%s and %s have different layouts (dimension '%s': "
+                          "%zu and %zu)", a->path, b->path, name, la, lb);
+    }
+    for (int v = 0; v < nv[0]; v++) {
+        int vb, na, nb, da[NC_MAX_VAR_DIMS], db[NC_MAX_VAR_DIMS];
+        nc_type ta, tb;
+        nc_inq_var(a->nc, v, name, &ta, &na, da, NULL);
+        if (nc_inq_varid(b->nc, name, &vb) != NC_NOERR ||
+            nc_inq_var(b->nc, vb, NULL, &tb, &nb, db, NULL) != NC_NOERR || ta != tb || na != nb)
+            return refuse(err, err_len, "%s and %s have different layouts (variable '%s')",
+                          a->path, b->path, name);
+        for (int d = 0; d < na; d++) {
+            nc_inq_dimname(a->nc, da[d], dname);
+            char other[NC_MAX_NAME + 1];
+            nc_inq_dimname(b->nc, db[d], other);
+            if (strcmp(dname, other) != 0)
+                return refuse(err, err_len, "%s and %s have different layouts (variable "
+                              "'%s' over '%s' and '%s')", a->path, b->path, name, dname,
+                              other);
+        }
+    }
+    return RS_OK;
+}
+
+/* Open every input, read its identity and trial column, and check that they can be merged:
+ * one job, one layout, shards that do not overlap, sorted trials of their shard. */
+static int open_sources(merge_source *src, rs_ncio_merge_input *in, size_t n, char *err,
+                        size_t err_len)
+{
+    for (size_t i = 0; i < n; i++) {
+        merge_source *s = &src[i];
+        s->path = in[i].path;
+        int st = open_results(s->path, &s->nc, err, err_len);
+        if (st == RS_OK)
+            st = read_identity(s->nc, s->path, &s->id, err, err_len);
+        if (st != RS_OK)
+            return st;
+        int att;
+        if (nc_inq_attid(s->nc, NC_GLOBAL, "arch_grid_trials", &att) != NC_NOERR)
+            return refuse(err, err_len, "%s: no attribute arch_grid_trials %s", s->path,
+                          OLDER_FILE);
+        in[i].shard.index = (uint64_t)s->id.shard_index;
+        in[i].shard.count = (uint64_t)s->id.shard_count;
+        in[i].done = s->id.n;
+        in[i].expected = (uint64_t)s->id.expected;
+        if (strcmp(s->id.job_hash, src[0].id.job_hash) != 0 ||
+            s->id.grid_trials != src[0].id.grid_trials)
+            return refuse(err, err_len, "%s and %s are results of different jobs ('%s', hash %s, "
+                          "and '%s', hash %s): merge only the shards of one job", src[0].path,
+                          s->path, src[0].id.job_name, src[0].id.job_hash, s->id.job_name,
+                          s->id.job_hash);
+        if (i > 0 && (st = same_layout(&src[0], s, err, err_len)) != RS_OK)
+            return st;
+        for (size_t j = 0; j < i; j++)
+            if (rs_grid_shards_overlap(&in[j].shard, &in[i].shard,
+                                       (uint64_t)s->id.grid_trials))
+                return refuse(err, err_len, "%s (shard %lld/%lld) and %s (shard %lld/%lld) "
+                              "overlap: %s", src[j].path, src[j].id.shard_index,
+                              src[j].id.shard_count, s->path, s->id.shard_index,
+                              s->id.shard_count, in[j].shard.index == in[i].shard.index &&
+                              in[j].shard.count == in[i].shard.count ? "the same shard twice"
+                              : "shards of different --shard N share trials");
+        if (!(s->trial = malloc((s->id.n ? s->id.n : 1) * sizeof *s->trial)))
+            return RS_E_NOMEM;
+        if (s->id.n && (st = get_column(s->nc, s->path, "trial", NC_INT64, s->trial, err,
+                                        err_len)) != RS_OK)
+            return st;
+        rs_grid_shard shard = in[i].shard;
+        for (size_t r = 0; r < s->id.n; r++)
+            if (s->trial[r] < 0 || s->trial[r] >= s->id.grid_trials ||
+                !rs_grid_shard_has(&shard, (uint64_t)s->trial[r]) ||
+                (r > 0 && s->trial[r] <= s->trial[r - 1]))
+                return refuse(err, err_len, "%s: trial %lld (row %zu) is not in its shard "
+                              "%lld/%lld of %lld trials, or out of order", s->path,
+                              s->trial[r], r, s->id.shard_index, s->id.shard_count,
+                              s->id.grid_trials);
+    }
+    return RS_OK;
+}
+
+/* Every source's rows in one list, sorted by trial; a trial held twice is refused. */
+static int plan_rows(merge_source *src, size_t n, merge_row **rows, size_t *total, char *err,
+                     size_t err_len)
+{
+    size_t t = 0;
+    for (size_t i = 0; i < n; i++)
+        t += src[i].id.n;
+    merge_row *r = malloc((t ? t : 1) * sizeof *r);
+    if (!r)
+        return RS_E_NOMEM;
+    for (size_t i = 0, k = 0; i < n; i++)
+        for (size_t j = 0; j < src[i].id.n; j++, k++)
+            r[k] = (merge_row){src[i].trial[j], i, j};
+    qsort(r, t, sizeof *r, by_trial);
+    for (size_t k = 1; k < t; k++)
+        if (r[k].trial == r[k - 1].trial) {
+            int st = refuse(err, err_len, "%s and %s both hold trial %lld: overlapping shards",
+                            src[r[k - 1].src].path, src[r[k].src].path, r[k].trial);
+            free(r);
+            return st;
+        }
+    *rows = r;
+    *total = t;
+    return RS_OK;
+}
+
+/* Define in `out` the dimensions and variables of `in` (trial: `total` long), with every
+ * variable and global attribute. */
+static int define_like(int out, int in, size_t total, const char *path, char *err,
+                       size_t err_len)
+{
+    int status = RS_OK, n, ids[NC_MAX_DIMS], map[NC_MAX_DIMS], nvars, natts;
+    char name[NC_MAX_NAME + 1];
+    NC(nc_inq_dimids(in, &n, ids, 0));
+    for (int i = 0; i < n; i++) {
+        size_t len;
+        NC(nc_inq_dim(in, ids[i], name, &len));
+        NC(nc_def_dim(out, name, strcmp(name, "trial") == 0 ? total : len, &map[i]));
+    }
+    NC(nc_inq_nvars(in, &nvars));
+    for (int v = 0; v < nvars; v++) {
+        int nd, dims[NC_MAX_VAR_DIMS], ov;
+        nc_type type;
+        NC(nc_inq_var(in, v, name, &type, &nd, dims, &natts));
+        for (int d = 0; d < nd; d++)
+            for (int i = 0; i < n; i++)
+                if (ids[i] == dims[d]) {
+                    dims[d] = map[i];
+                    break;
+                }
+        NC(nc_def_var(out, name, type, nd, dims, &ov));
+        for (int a = 0; a < natts; a++) {
+            NC(nc_inq_attname(in, v, a, name));
+            NC(nc_copy_att(in, v, name, out, ov));
+        }
+    }
+    NC(nc_inq_natts(in, &natts));
+    for (int a = 0; a < natts; a++) {
+        NC(nc_inq_attname(in, NC_GLOBAL, a, name));
+        NC(nc_copy_att(in, NC_GLOBAL, name, out, NC_GLOBAL));
+    }
+done:
+    return status;
+}
+
+/* The global attributes that make the merged file a whole job's (ncio.h). */
+static int put_merged_attributes(int out, const merge_source *src, rs_ncio_merge_input *in,
+                                 size_t n, size_t total, const char *command_line,
+                                 const char *path, char *err, size_t err_len)
+{
+    int status = RS_OK;
+    long long zero = 0, one = 1, done_ = (long long)total, created = src[0].id.created,
+              updated = src[0].id.updated;
+    size_t n_arch;
+    long long *arch = NULL;
+    const char **paths = malloc(n * sizeof *paths);
+    NC(nc_inq_attlen(src[0].nc, NC_GLOBAL, "arch_grid_trials", &n_arch));
+    arch = malloc((n_arch ? n_arch : 1) * sizeof *arch);
+    if (!paths || !arch) {
+        status = RS_E_NOMEM;
+        goto done;
+    }
+    for (size_t i = 0; i < n; i++) {
+        paths[i] = in[i].path;
+        created = src[i].id.created < created ? src[i].id.created : created;
+        updated = src[i].id.updated > updated ? src[i].id.updated : updated;
+    }
+    NC(nc_put_att_longlong(out, NC_GLOBAL, "shard_index", NC_INT64, 1, &zero));
+    NC(nc_put_att_longlong(out, NC_GLOBAL, "shard_count", NC_INT64, 1, &one));
+    NC(nc_put_att_longlong(out, NC_GLOBAL, "trials_expected", NC_INT64, 1,
+                           &src[0].id.grid_trials));
+    NC(nc_put_att_longlong(out, NC_GLOBAL, "trials_done", NC_INT64, 1, &done_));
+    if (n_arch) {
+        NC(nc_get_att_longlong(src[0].nc, NC_GLOBAL, "arch_grid_trials", arch));
+        NC(nc_put_att_longlong(out, NC_GLOBAL, "arch_trials_expected", NC_INT64, n_arch, arch));
+    }
+    NC(put_times(out, created, updated));
+    if (command_line)
+        NC(put_text(out, NC_GLOBAL, "command_line", command_line));
+    NC(nc_put_att_string(out, NC_GLOBAL, "merged_from", n, paths));
+done:
+    free(paths);
+    free(arch);
+    return status;
+}
+
+/* Bytes of one block of rows read and written at once: bounds memory for long trajectories. */
+enum { MERGE_BLOCK_BYTES = 16 << 20 };
+
+/* Copy variable `name` over trial from the sources into out, rows in `rows` order, a block
+ * of rows at a time: a block's rows of one source are consecutive in that source (both are
+ * sorted by trial), so each source is read once per block. */
+static int copy_trial_var(int out, int ov, merge_source *src, size_t n, const merge_row *rows,
+                          size_t total, const char *path, char *err, size_t err_len)
+{
+    int status = RS_OK, nd, dims[NC_MAX_VAR_DIMS];
+    nc_type type;
+    size_t esize, row_elems = 1, count[NC_MAX_VAR_DIMS], start[NC_MAX_VAR_DIMS] = {0};
+    char name[NC_MAX_NAME + 1];
+    unsigned char *inbuf = NULL, *outbuf = NULL;
+    NC(nc_inq_var(out, ov, name, &type, &nd, dims, NULL));
+    NC(nc_inq_type(out, type, NULL, &esize));
+    for (int d = 1; d < nd; d++) {
+        NC(nc_inq_dimlen(out, dims[d], &count[d]));
+        row_elems *= count[d];
+    }
+    size_t row_bytes = row_elems * esize, block = MERGE_BLOCK_BYTES / (row_bytes ? row_bytes : 1);
+    block = block < 1 ? 1 : block > total ? total : block;
+    inbuf = malloc(block * row_bytes + 1);
+    outbuf = malloc(block * row_bytes + 1);
+    if (!inbuf || !outbuf) {
+        status = RS_E_NOMEM;
+        goto done;
+    }
+    for (size_t j0 = 0; j0 < total; j0 += block) {
+        size_t j1 = j0 + block < total ? j0 + block : total, offset = 0;
+        for (size_t i = 0; i < n; i++)
+            src[i].count = 0;
+        for (size_t j = j0; j < j1; j++) {
+            merge_source *s = &src[rows[j].src];
+            if (s->count++ == 0)
+                s->first = rows[j].row;
+        }
+        for (size_t i = 0; i < n; i++) {
+            int iv;
+            if (src[i].count == 0)
+                continue;
+            src[i].offset = offset;
+            start[0] = src[i].first;
+            count[0] = src[i].count;
+            NC(nc_inq_varid(src[i].nc, name, &iv));
+            int st = nc_get_vara(src[i].nc, iv, start, count, inbuf + offset * row_bytes);
+            if (st != NC_NOERR) {
+                snprintf(err, err_len, "%s: cannot read '%s': %s", src[i].path, name,
+                         nc_strerror(st));
+                status = RS_E_INVALID;
+                goto done;
+            }
+            offset += src[i].count;
+        }
+        for (size_t j = j0; j < j1; j++) {
+            const merge_source *s = &src[rows[j].src];
+            memcpy(outbuf + (j - j0) * row_bytes,
+                   inbuf + (s->offset + rows[j].row - s->first) * row_bytes, row_bytes);
+        }
+        start[0] = j0;
+        count[0] = j1 - j0;
+        int st = nc_put_vara(out, ov, start, count, outbuf);
+        if (type == NC_STRING) /* outbuf holds the same pointers: free them once */
+            nc_free_string((j1 - j0) * row_elems, (char **)inbuf);
+        NC(st);
+    }
+done:
+    free(inbuf);
+    free(outbuf);
+    return status;
+}
+
+/* A variable without the trial dimension (a coordinate: stage, epoch): from the first input. */
+static int copy_whole_var(int out, int ov, const merge_source *first, const char *path,
+                          char *err, size_t err_len)
+{
+    int status = RS_OK, nd, dims[NC_MAX_VAR_DIMS], iv;
+    nc_type type;
+    size_t esize, elems = 1, len;
+    char name[NC_MAX_NAME + 1];
+    void *buf = NULL;
+    NC(nc_inq_var(out, ov, name, &type, &nd, dims, NULL));
+    NC(nc_inq_type(out, type, NULL, &esize));
+    for (int d = 0; d < nd; d++) {
+        NC(nc_inq_dimlen(out, dims[d], &len));
+        elems *= len;
+    }
+    if (!(buf = malloc(elems * esize + 1))) {
+        status = RS_E_NOMEM;
+        goto done;
+    }
+    NC(nc_inq_varid(first->nc, name, &iv));
+    NC(nc_get_var(first->nc, iv, buf));
+    int st = nc_put_var(out, ov, buf);
+    if (type == NC_STRING)
+        nc_free_string(elems, (char **)buf);
+    NC(st);
+done:
+    free(buf);
+    return status;
+}
+
+static int write_merged(const char *path, merge_source *src, rs_ncio_merge_input *in,
+                        size_t n, const merge_row *rows, size_t total,
+                        const char *command_line, char *err, size_t err_len)
+{
+    int status = RS_OK, nc = -1, nvars, trial_dim;
+    NC(nc_create(path, NC_CLOBBER | NC_NETCDF4, &nc));
+    status = define_like(nc, src[0].nc, total, path, err, err_len);
+    if (status == RS_OK)
+        status = put_merged_attributes(nc, src, in, n, total, command_line, path, err,
+                                       err_len);
+    if (status != RS_OK)
+        goto done;
+    NC(nc_enddef(nc));
+    NC(nc_inq_dimid(nc, "trial", &trial_dim));
+    NC(nc_inq_nvars(nc, &nvars));
+    for (int v = 0; v < nvars && status == RS_OK; v++) {
+        int nd, dims[NC_MAX_VAR_DIMS];
+        NC(nc_inq_var(nc, v, NULL, NULL, &nd, dims, NULL));
+        if (nd > 0 && dims[0] == trial_dim)
+            status = total ? copy_trial_var(nc, v, src, n, rows, total, path, err, err_len)
+                           : RS_OK;
+        else
+            status = copy_whole_var(nc, v, &src[0], path, err, err_len);
+    }
+done:
+    return close_nc(nc, path, status, err, err_len);
+}
+
+int rs_ncio_merge_sweeps(const char *out, rs_ncio_merge_input *in, size_t n,
+                         const char *command_line, uint64_t *grid_trials, char *err,
+                         size_t err_len)
+{
+    char tmp[4096];
+    merge_row *rows = NULL;
+    size_t total = 0;
+    if (n == 0)
+        return refuse(err, err_len, "%s: nothing to merge", out);
+    if (tmp_path(out, tmp, err, err_len) != RS_OK)
+        return RS_E_INVALID;
+    merge_source *src = calloc(n, sizeof *src);
+    if (!src)
+        return RS_E_NOMEM;
+    for (size_t i = 0; i < n; i++)
+        src[i].nc = -1;
+    int status = open_sources(src, in, n, err, err_len);
+    if (status == RS_OK)
+        status = plan_rows(src, n, &rows, &total, err, err_len);
+    if (status == RS_OK) {
+        *grid_trials = (uint64_t)src[0].id.grid_trials;
+        status = write_merged(tmp, src, in, n, rows, total, command_line, err, err_len);
+        if (status == RS_E_NOMEM)
+            snprintf(err, err_len, "%s: out of memory while merging", out);
+        status = replace_with(tmp, out, status, err, err_len);
+    } else if (status == RS_E_NOMEM) {
+        snprintf(err, err_len, "out of memory while reading the inputs of %s", out);
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (src[i].nc >= 0)
+            nc_close(src[i].nc);
+        free(src[i].trial);
+    }
+    free(src);
+    free(rows);
+    return status;
 }

@@ -251,11 +251,13 @@ uint64_t rs_store_hash_text(const char *text)
 /* --- the journal --- */
 
 /* Header layout (bytes): magic 0-7, version 8, record size 12, byte-order mark 16, zero 20,
- * job hash 24, trials 32, created 40, job name 48-111 (NUL-padded), CRC-32 of bytes 0-111
- * at 112, zero to 128. */
+ * job hash 24, trials 32, created 40, job name 48-111 (NUL-padded), shard index 112 and
+ * shard count 116 (uint32), zero 120, CRC-32 of bytes 0-123 at 124. Format 1 (before
+ * shards) had its CRC-32 of bytes 0-111 at 112 and zeros after: it is read as shard 0/1. */
 #define HEADER_BYTES 128
-#define HEADER_CRC_AT 112
-#define JOURNAL_VERSION 1u
+#define HEADER_CRC_AT 124
+#define HEADER_CRC_AT_V1 112
+#define JOURNAL_VERSION 2u
 #define BYTE_ORDER_MARK 0x01020304u
 /* on disk a record (rs_store_record_bytes) is followed by its CRC-32 */
 static const char MAGIC[8] = {'R', 'S', 'J', 'R', 'N', 'L', '\r', '\n'};
@@ -265,6 +267,7 @@ struct rs_store {
     char *path;
     uint64_t trials, done, dropped;
     int64_t created;
+    rs_grid_shard shard;
     rs_store_layout layout;
     size_t rec_bytes;           /* rs_store_record_bytes(&layout) */
     unsigned char *done_bits;   /* one bit per grid index */
@@ -272,15 +275,25 @@ struct rs_store {
     size_t n_recs, cap_recs;
 };
 
+/* A header's fields. */
+typedef struct {
+    uint32_t version, rec_bytes, bom;
+    uint64_t hash, trials;
+    int64_t created;
+    rs_grid_shard shard;
+    char name[65];
+} journal_header;
+
 static uint32_t crc_of(const void *p, size_t n)
 {
     return (uint32_t)crc32(crc32(0L, Z_NULL, 0), p, (uInt)n);
 }
 
 static void encode_header(unsigned char *h, const char *name, uint64_t hash, uint64_t trials,
-                          int64_t created, uint32_t rec)
+                          int64_t created, uint32_t rec, const rs_grid_shard *shard)
 {
     uint32_t version = JOURNAL_VERSION, bom = BYTE_ORDER_MARK;
+    uint32_t shard_index = (uint32_t)shard->index, shard_count = (uint32_t)shard->count;
     memset(h, 0, HEADER_BYTES);
     memcpy(h, MAGIC, 8);
     memcpy(h + 8, &version, 4);
@@ -290,52 +303,96 @@ static void encode_header(unsigned char *h, const char *name, uint64_t hash, uin
     memcpy(h + 32, &trials, 8);
     memcpy(h + 40, &created, 8);
     strncpy((char *)h + 48, name, 63);
+    memcpy(h + 112, &shard_index, 4);
+    memcpy(h + 116, &shard_count, 4);
     uint32_t crc = crc_of(h, HEADER_CRC_AT);
     memcpy(h + HEADER_CRC_AT, &crc, 4);
 }
 
-/* Check a header read from `path` against the job; fills *created. */
-static int check_header(const unsigned char *h, const char *path, const char *name,
-                        uint64_t hash, uint64_t trials, uint32_t rec_bytes, int64_t *created,
-                        char *err, size_t len)
+/* Decode a header read from `path`: the magic and the CRC (where the header's format puts
+ * it) are checked, nothing else. */
+static int decode_header(const unsigned char *h, const char *path, journal_header *d,
+                         char *err, size_t len)
 {
-    uint32_t version, rec, bom, crc;
-    uint64_t file_hash, file_trials;
-    char file_name[65] = {0};
-    memcpy(&version, h + 8, 4);
-    memcpy(&rec, h + 12, 4);
-    memcpy(&bom, h + 16, 4);
-    memcpy(&file_hash, h + 24, 8);
-    memcpy(&file_trials, h + 32, 8);
-    memcpy(created, h + 40, 8);
-    memcpy(file_name, h + 48, 64);
-    memcpy(&crc, h + HEADER_CRC_AT, 4);
+    uint32_t crc, shard_index, shard_count;
+    memset(d, 0, sizeof *d);
     if (memcmp(h, MAGIC, 8) != 0) {
         snprintf(err, len, "%s is not a repsweep journal (bad magic): move it away or use "
                  "another --out", path);
         return RS_E_INVALID;
     }
-    if (crc != crc_of(h, HEADER_CRC_AT)) {
+    memcpy(&d->version, h + 8, 4);
+    memcpy(&d->rec_bytes, h + 12, 4);
+    memcpy(&d->bom, h + 16, 4);
+    memcpy(&d->hash, h + 24, 8);
+    memcpy(&d->trials, h + 32, 8);
+    memcpy(&d->created, h + 40, 8);
+    memcpy(d->name, h + 48, 64);
+    size_t crc_at = d->version == 1 ? HEADER_CRC_AT_V1 : HEADER_CRC_AT;
+    memcpy(&crc, h + crc_at, 4);
+    if (crc != crc_of(h, crc_at)) {
         snprintf(err, len, "%s: the journal header is corrupt (CRC mismatch): its results "
                  "cannot be trusted; move it away or use another --out", path);
         return RS_E_INVALID;
     }
-    if (bom != BYTE_ORDER_MARK || version != JOURNAL_VERSION || rec != rec_bytes) {
-        snprintf(err, len, "%s: journal format %u (record %u bytes) from another repsweep "
-                 "version or machine; this one reads format %u (%u bytes for this job)", path,
-                 version, rec, JOURNAL_VERSION, rec_bytes);
+    memcpy(&shard_index, h + 112, 4);
+    memcpy(&shard_count, h + 116, 4);
+    d->shard.index = d->version == 1 ? 0 : shard_index;
+    d->shard.count = d->version == 1 ? 1 : shard_count;
+    if (d->bom != BYTE_ORDER_MARK || (d->version != 1 && d->version != JOURNAL_VERSION) ||
+        d->shard.count == 0 || d->shard.index >= d->shard.count) {
+        snprintf(err, len, "%s: journal format %u from another repsweep version or machine; "
+                 "this one reads formats 1 and %u", path, d->version, JOURNAL_VERSION);
         return RS_E_INVALID;
     }
-    if (file_hash != hash || strcmp(file_name, name) != 0) {
+    return RS_OK;
+}
+
+/* "shard I/N", or "the whole job (no --shard)" for 0/1. */
+static void shard_text(const rs_grid_shard *s, char *buf, size_t len)
+{
+    if (s->count == 1)
+        snprintf(buf, len, "the whole job (no --shard)");
+    else
+        snprintf(buf, len, "shard %llu/%llu", (unsigned long long)s->index,
+                 (unsigned long long)s->count);
+}
+
+/* Check a header read from `path` against the job and shard; fills *created. */
+static int check_header(const unsigned char *h, const char *path, const char *name,
+                        uint64_t hash, uint64_t trials, uint32_t rec_bytes,
+                        const rs_grid_shard *shard, int64_t *created, char *err, size_t len)
+{
+    journal_header d;
+    int st = decode_header(h, path, &d, err, len);
+    if (st != RS_OK)
+        return st;
+    *created = d.created;
+    if (d.rec_bytes != rec_bytes) {
+        snprintf(err, len, "%s: journal records of %u bytes; this job's are %u bytes (a "
+                 "different repsweep version?): use another --out", path, d.rec_bytes,
+                 rec_bytes);
+        return RS_E_INVALID;
+    }
+    if (d.hash != hash || strcmp(d.name, name) != 0) {
         snprintf(err, len, "%s was written by job '%s' (hash %016llx); this job is '%s' "
-                 "(hash %016llx): use another --out or delete it", path, file_name,
-                 (unsigned long long)file_hash, name, (unsigned long long)hash);
+                 "(hash %016llx): use another --out or delete it", path, d.name,
+                 (unsigned long long)d.hash, name, (unsigned long long)hash);
         return RS_E_INVALID;
     }
-    if (file_trials != trials) {
+    if (d.trials != trials) {
         snprintf(err, len, "%s: job '%s' had %llu trials when the journal was written, now "
                  "%llu (a different repsweep version?): use another --out", path, name,
-                 (unsigned long long)file_trials, (unsigned long long)trials);
+                 (unsigned long long)d.trials, (unsigned long long)trials);
+        return RS_E_INVALID;
+    }
+    if (d.shard.index != shard->index || d.shard.count != shard->count) {
+        char theirs[64], ours[64];
+        shard_text(&d.shard, theirs, sizeof theirs);
+        shard_text(shard, ours, sizeof ours);
+        snprintf(err, len, "%s holds %s of job '%s', but this run is %s: every shard needs "
+                 "its own --out; use another --out or the --shard it was made for", path,
+                 theirs, name, ours);
         return RS_E_INVALID;
     }
     return RS_OK;
@@ -411,6 +468,12 @@ static int mark_done(rs_store *s, const void *rec)
     return RS_OK;
 }
 
+/* Is `index` a trial of the journal's grid and shard? */
+static int belongs(const rs_store *s, uint64_t index)
+{
+    return index < s->trials && rs_grid_shard_has(&s->shard, index);
+}
+
 /* Read the records after the header; stop at the first bad one and truncate there. */
 static int read_records(rs_store *s, char *err, size_t len)
 {
@@ -432,7 +495,7 @@ static int read_records(rs_store *s, char *err, size_t len)
         uint32_t crc;
         memcpy(&r, slot, RS_STORE_RECORD_BYTES);
         memcpy(&crc, slot + s->rec_bytes, 4);
-        if (crc != crc_of(slot, s->rec_bytes) || r.index >= s->trials ||
+        if (crc != crc_of(slot, s->rec_bytes) || !belongs(s, r.index) ||
             rs_store_is_done(s, r.index))
             break;
         if (mark_done(s, slot) != RS_OK) {
@@ -478,7 +541,7 @@ static int open_existing(rs_store *s, const char *name, uint64_t hash, char *err
         return RS_E_INVALID;
     }
     int st = check_header(h, s->path, name, hash, s->trials, (uint32_t)s->rec_bytes,
-                          &s->created, err, len);
+                          &s->shard, &s->created, err, len);
     return st == RS_OK ? read_records(s, err, len) : st;
 }
 
@@ -486,7 +549,7 @@ static int create_new(rs_store *s, const char *name, uint64_t hash, char *err, s
 {
     unsigned char h[HEADER_BYTES];
     s->created = (int64_t)time(NULL);
-    encode_header(h, name, hash, s->trials, s->created, (uint32_t)s->rec_bytes);
+    encode_header(h, name, hash, s->trials, s->created, (uint32_t)s->rec_bytes, &s->shard);
     if (write_full(s->fd, h, HEADER_BYTES) != 0 || fsync(s->fd) != 0) {
         snprintf(err, len, "%s: cannot write: %s", s->path, strerror(errno));
         return RS_E_IO;
@@ -496,14 +559,21 @@ static int create_new(rs_store *s, const char *name, uint64_t hash, char *err, s
 }
 
 int rs_store_open(const char *path, const char *job_name, uint64_t job_hash, uint64_t trials,
-                  const rs_store_layout *l, rs_store **out, char *err, size_t len)
+                  const rs_store_layout *l, const rs_grid_shard *shard, rs_store **out,
+                  char *err, size_t len)
 {
     *out = NULL;
+    if (shard->count == 0 || shard->count > UINT32_MAX || shard->index >= shard->count) {
+        snprintf(err, len, "%s: shard %llu/%llu: expected 0 <= I < N < 2^32", path,
+                 (unsigned long long)shard->index, (unsigned long long)shard->count);
+        return RS_E_INVALID;
+    }
     rs_store *s = calloc(1, sizeof *s);
     if (!s)
         return RS_E_NOMEM;
     s->fd = -1;
     s->trials = trials;
+    s->shard = *shard;
     s->layout = *l;
     s->rec_bytes = rs_store_record_bytes(l);
     s->path = strdup(path);
@@ -563,9 +633,9 @@ int rs_store_append(rs_store *s, const void *recs, size_t n, char *err, size_t l
         int dup = 0;
         for (size_t j = 0; j < i && !dup; j++)
             dup = rs_store_record_at(recs, &s->layout, j)->index == index;
-        if (index >= s->trials || rs_store_is_done(s, index) || dup) {
-            snprintf(err, len, "%s: trial %llu is outside the grid or already stored", s->path,
-                     (unsigned long long)index);
+        if (!belongs(s, index) || rs_store_is_done(s, index) || dup) {
+            snprintf(err, len, "%s: trial %llu is outside the grid or the shard, or already "
+                     "stored", s->path, (unsigned long long)index);
             return RS_E_INVALID;
         }
     }
@@ -608,3 +678,43 @@ const void *rs_store_records(const rs_store *s, size_t *n)
 }
 
 const rs_store_layout *rs_store_layout_get(const rs_store *s) { return &s->layout; }
+
+const rs_grid_shard *rs_store_shard(const rs_store *s) { return &s->shard; }
+
+uint64_t rs_store_expected_count(const rs_store *s)
+{
+    return rs_grid_shard_trials(&s->shard, 0, s->trials);
+}
+
+int rs_store_peek(const char *path, rs_store_peek_info *info, char *err, size_t len)
+{
+    unsigned char h[HEADER_BYTES];
+    journal_header d;
+    struct stat st;
+    memset(info, 0, sizeof *info);
+    int fd = open(path, O_RDONLY);
+    if (fd < 0) {
+        snprintf(err, len, "cannot open %s: %s", path, strerror(errno));
+        return RS_E_IO;
+    }
+    ssize_t got = read_full(fd, h, HEADER_BYTES);
+    int fst = fstat(fd, &st);
+    close(fd);
+    if (got < 0 || fst != 0) {
+        snprintf(err, len, "%s: cannot read: %s", path, strerror(errno));
+        return RS_E_IO;
+    }
+    if (got < HEADER_BYTES) {
+        snprintf(err, len, "%s is not a repsweep journal (%zd bytes, shorter than its %d-byte "
+                 "header)", path, got, HEADER_BYTES);
+        return RS_E_INVALID;
+    }
+    int status = decode_header(h, path, &d, err, len);
+    if (status != RS_OK)
+        return status;
+    info->job_hash = d.hash;
+    info->trials = d.trials;
+    info->shard = d.shard;
+    info->records = (uint64_t)(st.st_size - HEADER_BYTES) / (d.rec_bytes + 4u);
+    return RS_OK;
+}

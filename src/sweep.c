@@ -131,14 +131,17 @@ static int by_cost(const void *a, const void *b)
     return (x->index > y->index) - (x->index < y->index);
 }
 
+/* The trials of the store's shard that it does not hold. */
 static int plan_make(const rs_grid *grid, const rs_store *store, plan *p)
 {
     uint64_t total = rs_grid_count(grid);
+    const rs_grid_shard *shard = rs_store_shard(store);
     memset(p, 0, sizeof *p);
-    p->todo = malloc((size_t)(total - rs_store_done_count(store) + 1) * sizeof *p->todo);
+    p->todo = malloc((size_t)(rs_store_expected_count(store) - rs_store_done_count(store) + 1) *
+                     sizeof *p->todo);
     if (!p->todo)
         return RS_E_NOMEM;
-    for (uint64_t i = 0; i < total; i++) {
+    for (uint64_t i = shard->index; i < total; i += shard->count) {
         rs_grid_coords c;
         rs_grid_trial t;
         if (rs_store_is_done(store, i))
@@ -189,7 +192,7 @@ static void master_init(master *m, const rs_grid *grid, rs_store *store,
     m->start = seconds_now();
     m->next_progress = m->start + o->progress_seconds;
     m->next_checkpoint = m->start + o->checkpoint_seconds;
-    m->prog.total = rs_grid_count(grid);
+    m->prog.total = rs_store_expected_count(store);
     m->prog.done = rs_store_done_count(store);
     m->prog.cost_todo = p->cost_todo;
     m->prog.ranks = ranks;
@@ -473,7 +476,7 @@ int rs_sweep_run(MPI_Comm comm, const rs_grid *grid, rs_store *store,
         MPI_Abort(comm, 1);
     report->computed = m.prog.done_here;
     /* a trial not in the store now was abandoned or never handed out */
-    report->interrupted = rs_store_done_count(store) < rs_grid_count(grid);
+    report->interrupted = rs_store_done_count(store) < rs_store_expected_count(store);
     gather_busy(comm, rank, ranks, busy, seconds_now() - started, report);
     free(p.todo);
     free(buf);

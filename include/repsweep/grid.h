@@ -7,7 +7,8 @@
  * the job file lists it. Index <-> coordinates, the values at given coordinates (and the
  * rs_trial_spec of a network trial), the count per block, and the cost model: estimated
  * seconds per trial (measured, see grid.c), memory per rank and output bytes, which
- * `repsweep check` prints and a scheduler can use to balance ranks.
+ * `repsweep check` prints and a scheduler can use to balance ranks; shards (deterministic
+ * slices of the order, for job arrays) and the trials per architecture of a shard.
  * The grid borrows its job (rs_job, job.h): the job must outlive it.
  * Never: parses files (job.h does), trains, writes files, talks MPI. */
 #ifndef REPSWEEP_GRID_H
@@ -66,6 +67,32 @@ int rs_grid_trial_at(const rs_grid *grid, const rs_grid_coords *c, rs_grid_trial
 /* The rs_trial_spec of a network trial: its values and the job's settings (precision,
  * all_layers, convergence). RS_E_INVALID for a theory-only trial. */
 int rs_grid_trial_spec(const rs_grid *grid, const rs_grid_trial *t, rs_trial_spec *spec);
+
+/* --- Shards: `repsweep run --shard I/N` --- */
+
+/* Shard I of N holds the trials whose index k has k mod N == I. Round-robin rather than
+ * contiguous ranges: a shard is a pure function of (I, N, index), never of ranks or of
+ * what is done, and since an architecture x gain occupies a contiguous range of indices
+ * (grid order), every shard gets about 1/N of each range, so the shards of a job array
+ * cost about the same. {0, 1} is every trial. */
+typedef struct {
+    uint64_t index, count;          /* I and N: 0 <= I < N */
+} rs_grid_shard;
+
+int rs_grid_shard_has(const rs_grid_shard *s, uint64_t index);
+/* The shard's trials among the indices [begin, end). */
+uint64_t rs_grid_shard_trials(const rs_grid_shard *s, uint64_t begin, uint64_t end);
+/* 1 if some index below `trials` is in both shards. */
+int rs_grid_shards_overlap(const rs_grid_shard *a, const rs_grid_shard *b, uint64_t trials);
+
+/* The job's architectures for per-architecture progress: their names in grid order of
+ * first appearance (an architecture in several blocks counts once; theory-only blocks are
+ * one entry named "theory"), and per name the trials of `shard` and of the whole grid.
+ * The arrays have room for rs_grid_arch_slots(grid) entries; returns the number filled.
+ * names point into the job (or are the literal "theory"). */
+int rs_grid_arch_slots(const rs_grid *grid);
+int rs_grid_arch_trials(const rs_grid *grid, const rs_grid_shard *shard, const char **names,
+                        uint64_t *shard_trials, uint64_t *grid_trials);
 
 /* --- Cost model (measurements and fit in grid.c) --- */
 

@@ -3,8 +3,10 @@
  * Owns: the single-trial file written by `repsweep trial --out` (per-epoch trajectories,
  * the fitted theory's curves, and the trial's results, with CF-style long_name/units
  * attributes and global attributes describing the trial and the build), the initial
- * weights export used by the PyTorch oracle test, and a sweep's results file (one value per
- * finished trial, rewritten atomically from the journal: store.h).
+ * weights export used by the PyTorch oracle test, a sweep's results file (one value per
+ * finished trial, rewritten atomically from the journal: store.h), reading a results file's
+ * summary back (`repsweep status`), and merging the results files of a job's shards
+ * (`repsweep merge`).
  * Never: trains or fits. */
 #ifndef REPSWEEP_NCIO_H
 #define REPSWEEP_NCIO_H
@@ -37,11 +39,16 @@ typedef struct {
     const char *command_line;       /* may be NULL */
     int64_t created;                /* unix time the sweep started (the journal's) */
     const char *mpi_version;        /* MPI_Get_library_version's text (may be NULL) */
+    rs_grid_shard shard;            /* the trials the file is meant to hold ({0, 1}: all) */
 } rs_ncio_sweep_info;
 
 /* Write the n finished trials `recs` (any order; written sorted by grid index) of `grid` to
  * `path` as a netCDF-4 file: dimension `trial`, the grid index and coordinates of each trial
- * and one variable per rs_store_field. The records have the grid's layout
+ * and one variable per rs_store_field. Global attributes: the provenance (info, the build),
+ * trials_total and grid_trials (the grid's trials), trials_done, shard_index, shard_count,
+ * trials_expected (the shard's trials), created (ISO 8601) and created_unix, updated (unix
+ * time of this write), arch_names (rs_grid_arch_trials' names joined by ","),
+ * arch_trials_expected and arch_grid_trials (per name: the shard's and the grid's trials). The records have the grid's layout
  * (rs_store_layout_of: rs_store_record_bytes apart); its extras become variables over
  * (trial, stage), (trial, epoch) and (trial, epoch, stage), with coordinate variables
  * `stage` (0-based) and `epoch` (the recorded epoch indices). The file is written to "PATH.tmp", fsync'ed, then
@@ -50,5 +57,52 @@ typedef struct {
  * message naming the file in err; `path` is then unchanged. */
 int rs_ncio_write_sweep(const char *path, const rs_grid *grid, const void *recs, size_t n,
                         const rs_ncio_sweep_info *info, char *err, size_t err_len);
+
+/* A results file read back for a progress report: its identity and expected counts (global
+ * attributes) and the per-trial columns a report needs. Free with rs_ncio_summary_free. */
+typedef struct {
+    char *job_name, *job_hash;
+    uint64_t grid_trials, trials_expected;
+    rs_grid_shard shard;
+    int64_t created, updated;       /* unix times: the sweep's start, the file's last write */
+    int n_arch;
+    char **arch_names;              /* n_arch names, in the file's order */
+    uint64_t *arch_expected;        /* n_arch: the file's expected trials per name */
+    size_t n;                       /* trials in the file */
+    uint64_t *trial;
+    int64_t *status, *converged;
+    double *fit_loss_rel, *train_seconds, *fit_seconds;
+    char **arch;                    /* per trial; "" for a theory-only trial */
+} rs_ncio_summary;
+
+/* Read `path`. Not collective. RS_E_INVALID with a message naming the file if it cannot be
+ * opened as netCDF, is not a repsweep results file, or lacks an attribute or variable (a file
+ * of an older repsweep); RS_E_NOMEM. On error *s is empty (safe to free). */
+int rs_ncio_read_summary(const char *path, rs_ncio_summary *s, char *err, size_t err_len);
+void rs_ncio_summary_free(rs_ncio_summary *s);
+
+/* One input of a merge: the caller sets path; the merge fills in the rest. */
+typedef struct {
+    const char *path;
+    rs_grid_shard shard;            /* its shard_index / shard_count */
+    uint64_t done, expected;        /* trials it holds; its trials_expected */
+} rs_ncio_merge_input;
+
+/* Merge the results files in[0..n) of one job (typically its shards) into `out`: every
+ * variable over `trial` is concatenated, rows sorted by grid index, every other variable,
+ * every variable attribute and the global attributes copied from in[0], except: shard_index
+ * 0, shard_count 1, trials_expected = grid_trials, trials_done, arch_trials_expected =
+ * arch_grid_trials, created the earliest and updated the latest of the inputs', command_line
+ * = `command_line`, and merged_from (the input paths, a string array). Written as
+ * rs_ncio_write_sweep writes (OUT.tmp, fsync, rename), so a file of all shards equals the
+ * unsharded run's in every variable but the timings. Refused with RS_E_INVALID (message
+ * naming the files): an input that is not a repsweep results file, inputs of different jobs
+ * (job_hash) or layouts (dimensions other than trial, variables), inputs whose shards
+ * overlap or that hold the same trial, an input whose trials are not sorted or not of its
+ * shard. RS_E_NETCDF / RS_E_IO / RS_E_NOMEM when writing fails (`out` is then unchanged).
+ * *grid_trials receives the job's trial count. Not collective. */
+int rs_ncio_merge_sweeps(const char *out, rs_ncio_merge_input *in, size_t n,
+                         const char *command_line, uint64_t *grid_trials, char *err,
+                         size_t err_len);
 
 #endif

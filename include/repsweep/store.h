@@ -7,11 +7,13 @@
  * job, so every record of a journal has one size), and
  * the journal FILE.nc.journal, the sweep's checkpoint. The journal is append-only: a header
  * (magic, format version, record size, byte-order mark, the job's name and 64-bit text hash,
- * the grid's trial count, the creation time; CRC-32 over all of it) then fixed-size records,
+ * the grid's trial count, the creation time, the shard it holds; CRC-32 over all of it)
+ * then fixed-size records,
  * each followed by the CRC-32 of its bytes, fsync'ed after every appended batch. A kill can
  * only leave a partial or unchecked record at the end; opening truncates the file there, so
  * every record before it survives. A trial index is never appended twice (the store keeps a
- * bitmap of finished indices). One process holds a journal at a time (flock).
+ * bitmap of finished indices), nor one outside the journal's shard (grid.h; {0, 1} when not
+ * sharded). One process holds a journal at a time (flock).
  * Records are native byte order and layout: a journal is read on the kind of machine that
  * wrote it (the header's byte-order mark refuses others).
  * Never: runs trials, talks MPI, writes netCDF (ncio.h does, from rs_store_records). */
@@ -117,17 +119,19 @@ uint64_t rs_store_hash_text(const char *text);
 
 typedef struct rs_store rs_store;
 
-/* Open the journal `path` for job `job_name` with text hash `job_hash`, `trials` trials and
- * records of layout `l` (the job's: rs_store_layout_of), or create it (with its header,
- * fsync'ed) if it does not exist.
+/* Open the journal `path` for job `job_name` with text hash `job_hash`, `trials` trials,
+ * records of layout `l` (the job's: rs_store_layout_of) and the trials of `shard` (count
+ * below 2^32), or create it (with its header, fsync'ed) if it does not exist.
  * An existing journal is checked: header CRC, magic, version, record size, byte order, job
- * hash and trial count; then its records are read up to the first one that is short, fails
- * its CRC, names an index outside the grid or one already read; the file is truncated there.
+ * hash, trial count and shard (a journal of format 1, from before shards, holds shard 0/1);
+ * then its records are read up to the first one that is short, fails its CRC, names an
+ * index outside the grid or the shard or one already read; the file is truncated there.
  * The journal is locked against a second run. On error returns RS_E_IO (cannot create, read,
- * lock or truncate), RS_E_INVALID (not a journal, corrupt header, another job: the message
- * in err says which and names the file) or RS_E_NOMEM, and *store is NULL. */
+ * lock or truncate), RS_E_INVALID (not a journal, corrupt header, another job or shard: the
+ * message in err says which and names the file) or RS_E_NOMEM, and *store is NULL. */
 int rs_store_open(const char *path, const char *job_name, uint64_t job_hash, uint64_t trials,
-                  const rs_store_layout *l, rs_store **store, char *err, size_t err_len);
+                  const rs_store_layout *l, const rs_grid_shard *shard, rs_store **store,
+                  char *err, size_t err_len);
 /* Close and free; *store becomes NULL (safe on NULL). */
 void rs_store_close(rs_store **store);
 
@@ -138,6 +142,9 @@ void rs_store_close(rs_store **store);
 int rs_store_append(rs_store *store, const void *recs, size_t n, char *err, size_t err_len);
 
 int rs_store_is_done(const rs_store *store, uint64_t index);
+/* The journal's shard, and the trials it is meant to hold (the shard's, in the grid). */
+const rs_grid_shard *rs_store_shard(const rs_store *store);
+uint64_t rs_store_expected_count(const rs_store *store);
 uint64_t rs_store_done_count(const rs_store *store);
 uint64_t rs_store_trial_count(const rs_store *store);
 /* The stored records, in journal order, rs_store_record_bytes apart (rs_store_record_at;
@@ -148,6 +155,18 @@ const rs_store_layout *rs_store_layout_get(const rs_store *store);
 uint64_t rs_store_dropped_bytes(const rs_store *store);
 /* Unix time at which the journal was created (the results' `created`). */
 int64_t rs_store_created(const rs_store *store);
+
+/* What a journal's header says, and how many complete records follow it (by its size: the
+ * records are not read or checked), for a reader that must not take the journal's lock
+ * (`repsweep status` while the run writes). */
+typedef struct {
+    uint64_t job_hash, trials, records;
+    rs_grid_shard shard;
+} rs_store_peek_info;
+
+/* Read the header of journal `path` (magic, CRC, byte order). RS_E_IO if it cannot be
+ * opened or read, RS_E_INVALID if it is not a journal of this format (message in err). */
+int rs_store_peek(const char *path, rs_store_peek_info *info, char *err, size_t err_len);
 
 /* fsync `path`, or (dir = 1) the directory holding it, so that a created or renamed entry
  * survives a crash. Returns 0 or -1 (errno set). Not collective. */

@@ -2,8 +2,9 @@
  *
  * Owns: computing one trial of a grid into its record (network trials through trial.h,
  * theory-only trials through theory.h), and the schedule: rank 0 (the master) orders the
- * trials not yet in the store by estimated cost (rs_grid_trial_seconds, most expensive
- * first), cuts them into chunks and hands a chunk to each worker rank; a worker sends back
+ * trials of the store's shard not yet in the store by estimated cost (rs_grid_trial_seconds,
+ * most expensive first), cuts them into chunks and hands a chunk to each worker rank; a
+ * worker sends back
  * its chunk's records and gets the next chunk (dynamic), the master appends the records to
  * the store (store.h: fsync'ed journal). With one rank the master computes the chunks itself.
  * A stop flag (set by the caller's signal handler) makes the master hand out no more work,
@@ -26,7 +27,7 @@
 
 /* A snapshot of the sweep, for progress reports (master only). */
 typedef struct {
-    uint64_t total;          /* trials in the grid */
+    uint64_t total;          /* trials of the store's shard (the grid's, unsharded) */
     uint64_t done;           /* in the store (earlier runs included) */
     uint64_t done_here;      /* finished by this run */
     uint64_t failures;       /* stored trials whose status is not ok (earlier runs included) */
@@ -64,7 +65,8 @@ typedef struct {
 /* Not collective. */
 void rs_sweep_report_free(rs_sweep_report *report);
 
-/* Run every trial of `grid` that `store` does not hold. Collective over `comm`: every rank
+/* Run every trial of `grid` in the store's shard (store.h, grid.h) that `store` does not
+ * hold. Collective over `comm`: every rank
  * calls it with the same grid and options; `store` is used on rank 0 only (NULL elsewhere).
  * Returns RS_OK when the sweep ended (finished or interrupted: see report, filled on rank
  * 0), or an RS_E_* code on rank 0 when the store or a checkpoint failed (the sweep stops;

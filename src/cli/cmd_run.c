@@ -52,6 +52,14 @@ static void run_usage(FILE *out)
         "                       chunk also closes at ~2 estimated seconds of work)\n"
         "  --progress S         progress on stderr every S seconds (default 10; 0: off)\n"
         "  --save-every S       rewrite FILE.nc every S seconds (default 300; 0: only at the end)\n"
+        "  --shard I/N          run only shard I of N (0 <= I < N): the trials whose grid\n"
+        "                       index k has k mod N == I, for job arrays (one run per shard,\n"
+        "                       each with its own --out; `repsweep merge` joins the files).\n"
+        "                       Round-robin, so every shard gets ~1/N of each architecture\n"
+        "                       and gain and the shards cost about the same; the slice\n"
+        "                       depends only on I, N and the job, never on ranks. Resume,\n"
+        "                       signals and exit statuses work per shard; \"done\" means the\n"
+        "                       shard is done\n"
         "  --help               this text\n"
         "\n"
         "SIGTERM, SIGINT and SIGUSR1 (what SLURM sends before a time limit; mpirun forwards\n"
@@ -60,17 +68,19 @@ static void run_usage(FILE *out)
         "trial, and repsweep exits with status 3.\n"
         "\n"
         "Exit status: 0 every trial is done; 1 error (I/O, out of memory); 2 bad input (job\n"
-        "file, options, an --out that cannot be created or belongs to another job, a corrupt\n"
-        "journal); 3 interrupted by a signal: rerun the same command to resume.\n");
+        "file, options, an --out that cannot be created or belongs to another job or shard,\n"
+        "a corrupt journal); 3 interrupted by a signal: rerun the same command to resume.\n"
+        "`repsweep status FILE.nc` reports progress from FILE.nc while the run goes on.\n");
 }
 
 typedef struct {
     const char *job, *out;
     long threads, chunk;
     double progress, save_every;
+    rs_grid_shard shard;
 } run_options;
 
-enum { O_OUT = 256, O_THREADS, O_CHUNK, O_PROGRESS, O_SAVE, O_HELP };
+enum { O_OUT = 256, O_THREADS, O_CHUNK, O_PROGRESS, O_SAVE, O_SHARD, O_HELP };
 
 /* Returns -1 to exit 2, 1 to exit 0 (help), 0 to go on. */
 static int parse(int argc, char **argv, run_options *o)
@@ -81,6 +91,7 @@ static int parse(int argc, char **argv, run_options *o)
         {"chunk", required_argument, 0, O_CHUNK},
         {"progress", required_argument, 0, O_PROGRESS},
         {"save-every", required_argument, 0, O_SAVE},
+        {"shard", required_argument, 0, O_SHARD},
         {"help", no_argument, 0, O_HELP},
         {0, 0, 0, 0}};
     memset(o, 0, sizeof *o);
@@ -88,6 +99,7 @@ static int parse(int argc, char **argv, run_options *o)
     o->chunk = 64;
     o->progress = 10;
     o->save_every = 300;
+    o->shard = (rs_grid_shard){0, 1};
     opterr = 0;
     optind = 1;
     int c;
@@ -101,6 +113,7 @@ static int parse(int argc, char **argv, run_options *o)
             bad = opt_double("run", "--progress", optarg, 0, 1e9, &o->progress);
             break;
         case O_SAVE: bad = opt_double("run", "--save-every", optarg, 0, 1e9, &o->save_every); break;
+        case O_SHARD: bad = opt_shard("run", "--shard", optarg, &o->shard); break;
         case O_HELP: run_usage(stdout); return 1;
         default:
             fprintf(stderr, "repsweep run: unknown or incomplete option '%s' (see repsweep run "
@@ -158,10 +171,12 @@ static int write_results(const rs_store *store, void *ctx)
 
 static void print_progress(const rs_sweep_progress *p, void *ctx)
 {
-    (void)ctx;
+    const results_target *t = ctx;
+    char note[64];
     double per_hour = p->seconds > 0 ? 3600.0 * (double)p->done_here / p->seconds : 0;
-    fprintf(stderr, "progress: %llu/%llu trials (%.1f%%), %.0f trials/h, ",
+    fprintf(stderr, "progress: %llu/%llu trials%s (%.1f%%), %.0f trials/h, ",
             (unsigned long long)p->done, (unsigned long long)p->total,
+            opt_shard_note(&t->info.shard, note),
             p->total ? 100.0 * (double)p->done / (double)p->total : 100.0, per_hour);
     if (p->cost_done > 0) {
         double eta = p->seconds * (p->cost_todo - p->cost_done) / p->cost_done;
@@ -179,7 +194,7 @@ static void print_progress(const rs_sweep_progress *p, void *ctx)
 static int open_output(const run_options *o, const rs_job *job, const rs_grid *grid,
                        uint64_t hash, char *journal, size_t journal_len, rs_store **store)
 {
-    char err[1024];
+    char err[1024], note[64];
     struct stat st;
     snprintf(journal, journal_len, "%s.journal", o->out);
     if (stat(o->out, &st) == 0 && stat(journal, &st) != 0 && errno == ENOENT) {
@@ -190,8 +205,8 @@ static int open_output(const run_options *o, const rs_job *job, const rs_grid *g
     }
     rs_store_layout layout;
     rs_store_layout_of(grid, &layout);
-    int s = rs_store_open(journal, job->name, hash, rs_grid_count(grid), &layout, store, err,
-                          sizeof err);
+    int s = rs_store_open(journal, job->name, hash, rs_grid_count(grid), &layout, &o->shard,
+                          store, err, sizeof err);
     if (s != RS_OK) {
         fprintf(stderr, "repsweep run: --out: %s\n", s == RS_E_NOMEM ? "out of memory" : err);
         return s == RS_E_NOMEM ? EXIT_ERROR : EXIT_BAD_INPUT;
@@ -200,10 +215,15 @@ static int open_output(const run_options *o, const rs_job *job, const rs_grid *g
         fprintf(stderr, "repsweep run: %s: dropped %llu bytes of an unfinished record at its "
                 "end (a run killed mid-write); every complete record is kept\n", journal,
                 (unsigned long long)rs_store_dropped_bytes(*store));
-    uint64_t done = rs_store_done_count(*store), total = rs_grid_count(grid);
+    uint64_t done = rs_store_done_count(*store), total = rs_store_expected_count(*store);
+    const char *of_shard = opt_shard_note(&o->shard, note);
     if (done > 0)
-        fprintf(stderr, "resuming: %llu of %llu trials done\n", (unsigned long long)done,
-                (unsigned long long)total);
+        fprintf(stderr, "resuming: %llu of %llu trials done%s\n", (unsigned long long)done,
+                (unsigned long long)total, of_shard);
+    else if (o->shard.count > 1)
+        fprintf(stderr, "starting: %llu trials%s of job '%s' (%llu trials)\n",
+                (unsigned long long)total, of_shard, job->name,
+                (unsigned long long)rs_grid_count(grid));
     else
         fprintf(stderr, "starting: %llu trials of job '%s'\n", (unsigned long long)total,
                 job->name);
@@ -230,26 +250,30 @@ static int finish(const run_options *o, const rs_store *store, results_target *t
                   int sweep_status, const rs_sweep_report *rep)
 {
     int wrote = write_results(store, target);
-    uint64_t done = rs_store_done_count(store), total = rs_store_trial_count(store);
+    uint64_t done = rs_store_done_count(store), total = rs_store_expected_count(store);
+    char note[64];
+    const char *of_shard = opt_shard_note(&o->shard, note);
     if (sweep_status != RS_OK) {
-        fprintf(stderr, "repsweep run: the sweep stopped: %s; %llu of %llu trials are saved "
+        fprintf(stderr, "repsweep run: the sweep stopped: %s; %llu of %llu trials%s are saved "
                 "in %s.journal%s\n", rs_strerror(sweep_status), (unsigned long long)done,
-                (unsigned long long)total, o->out, wrote == RS_OK ? " and the results file" : "");
+                (unsigned long long)total, of_shard, o->out,
+                wrote == RS_OK ? " and the results file" : "");
         return EXIT_ERROR;
     }
     if (wrote != RS_OK)
         return EXIT_ERROR;
     if (rep->interrupted) {
-        fprintf(stderr, "interrupted%s%s: %llu of %llu trials done (%llu in this run) and saved "
-                "in %s; rerun the same command to resume\n", stop_signal ? " by signal " : "",
+        fprintf(stderr, "interrupted%s%s: %llu of %llu trials%s done (%llu in this run) and "
+                "saved in %s; rerun the same command to resume\n",
+                stop_signal ? " by signal " : "",
                 stop_signal == SIGUSR1 ? "SIGUSR1" : stop_signal == SIGTERM ? "SIGTERM"
                 : stop_signal == SIGINT ? "SIGINT" : "", (unsigned long long)done,
-                (unsigned long long)total, (unsigned long long)rep->computed, o->out);
+                (unsigned long long)total, of_shard, (unsigned long long)rep->computed, o->out);
         return EXIT_INTERRUPTED;
     }
     print_busy(rep);
-    fprintf(stderr, "done: %llu of %llu trials (%llu in this run); results in %s\n",
-            (unsigned long long)done, (unsigned long long)total,
+    fprintf(stderr, "done: %llu of %llu trials%s (%llu in this run); results in %s\n",
+            (unsigned long long)done, (unsigned long long)total, of_shard,
             (unsigned long long)rep->computed, o->out);
     return EXIT_DONE;
 }
@@ -290,7 +314,8 @@ static int run(const run_options *o, const char *command_line, MPI_Comm comm)
             if (*c == '\n')
                 *c = ' ';
         results_target target = {o->out, &grid,
-                                 {job.name, job.text, hash, command_line, 0, mpi_version}};
+                                 {job.name, job.text, hash, command_line, 0, mpi_version,
+                                  o->shard}};
         rs_sweep_options so;
         rs_sweep_report rep;
         if (store)

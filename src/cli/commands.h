@@ -7,5 +7,7 @@
 int cmd_trial(int argc, char **argv);
 int cmd_check(int argc, char **argv);
 int cmd_run(int argc, char **argv);
+int cmd_status(int argc, char **argv);
+int cmd_merge(int argc, char **argv);
 
 #endif

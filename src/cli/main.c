@@ -24,7 +24,9 @@ static void usage(FILE *out)
             "  trial     train one network, fit the theory's rates, predict the final distance\n"
             "  check     validate job files; print trials, core-hours, memory and output size\n"
             "  run       run a job's trials (under MPI or in one process) into a resumable\n"
-            "            netCDF results file\n"
+            "            netCDF results file (--shard I/N: one slice, for job arrays)\n"
+            "  status    a sweep's progress from its results file (safe while it runs)\n"
+            "  merge     combine the results files of a job's shards into one\n"
             "\n"
             "  repsweep COMMAND --help   shows a command's options\n"
             "  repsweep --version        prints the version and git commit\n");
@@ -53,6 +55,11 @@ int main(int argc, char **argv)
         return cmd_check(argc - 1, argv + 1);
     if (strcmp(cmd, "run") == 0)
         return cmd_run(argc - 1, argv + 1);
-    fprintf(stderr, "repsweep: unknown command '%s' (expected: trial, check or run; see repsweep --help)\n", cmd);
+    if (strcmp(cmd, "status") == 0)
+        return cmd_status(argc - 1, argv + 1);
+    if (strcmp(cmd, "merge") == 0)
+        return cmd_merge(argc - 1, argv + 1);
+    fprintf(stderr, "repsweep: unknown command '%s' (expected: trial, check, run, status or "
+            "merge; see repsweep --help)\n", cmd);
     return 2;
 }

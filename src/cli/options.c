@@ -40,6 +40,44 @@ int opt_long(const char *cmd, const char *flag, const char *text, long min, long
     return 0;
 }
 
+/* A run of decimal digits at *p into *v (advancing *p); -1 if none or too large. */
+static int digits(const char **p, unsigned long long *v)
+{
+    const char *start = *p;
+    *v = 0;
+    while (**p >= '0' && **p <= '9') {
+        if (*v > (UINT32_MAX - (unsigned)(**p - '0')) / 10)
+            return -1;
+        *v = *v * 10 + (unsigned)(**p - '0');
+        (*p)++;
+    }
+    return *p > start ? 0 : -1;
+}
+
+int opt_shard(const char *cmd, const char *flag, const char *text, rs_grid_shard *out)
+{
+    const char *p = text;
+    unsigned long long index, count;
+    if (digits(&p, &index) != 0 || *p++ != '/' || digits(&p, &count) != 0 || *p ||
+        count < 1 || count > UINT32_MAX || index >= count) {
+        fprintf(stderr, "repsweep %s: %s expects I/N, shard I of N with 0 <= I < N (e.g. 0/4 "
+                "to 3/4), got '%s'\n", cmd, flag, text);
+        return -1;
+    }
+    out->index = index;
+    out->count = count;
+    return 0;
+}
+
+const char *opt_shard_note(const rs_grid_shard *s, char *buf)
+{
+    if (s->count <= 1)
+        return "";
+    snprintf(buf, 64, " of shard %llu/%llu", (unsigned long long)s->index,
+             (unsigned long long)s->count);
+    return buf;
+}
+
 const char *opt_arch_file(const char *flag_value)
 {
     if (flag_value)

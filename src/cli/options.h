@@ -3,11 +3,21 @@
 #ifndef REPSWEEP_CLI_OPTIONS_H
 #define REPSWEEP_CLI_OPTIONS_H
 
+#include "repsweep/grid.h"
+
 /* Parse `text` as a finite double / a long in [min, max]; on failure print
  * "repsweep CMD: FLAG expects ..., got 'text'" to stderr and return -1. */
 int opt_double(const char *cmd, const char *flag, const char *text, double min, double max,
                double *out);
 int opt_long(const char *cmd, const char *flag, const char *text, long min, long max, long *out);
+
+/* Parse `text` as a shard "I/N" (decimal digits only, 0 <= I < N < 2^32); on failure print
+ * "repsweep CMD: FLAG expects I/N ..., got 'text'" and return -1. */
+int opt_shard(const char *cmd, const char *flag, const char *text, rs_grid_shard *out);
+
+/* " of shard I/N" for a shard of more than one, else "" (for progress messages); buf has
+ * room for 64 characters. */
+const char *opt_shard_note(const rs_grid_shard *s, char *buf);
 
 /* The architectures file: --arch-file if given, else $REPSWEEP_ARCHITECTURES, else the
  * source tree's jobs/architectures.cfg (compiled in). */

@@ -1,22 +1,8 @@
 """`repsweep run` under MPI: the same job with 1 process (no mpirun), 2 and 3 ranks
 (`mpirun --oversubscribe`) gives identical results, every variable except the timings."""
-import os
-import sys
 from pathlib import Path
 
-import pytest
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "python"))
-from sweep_util import assert_same_results, read_results, run, write_job  # noqa: E402
-
-
-@pytest.fixture(scope="module")
-def repsweep_bin():
-    path = os.environ.get("REPSWEEP_BIN", str(Path(__file__).resolve().parents[2] / "build" /
-                                              "repsweep"))
-    if not os.access(path, os.X_OK):
-        pytest.fail(f"repsweep binary not found: {path} (build it or set REPSWEEP_BIN)")
-    return path
+from sweep_util import assert_same_results, read_results, run, write_job
 
 
 def test_results_do_not_depend_on_rank_count(repsweep_bin, tmp_path):
