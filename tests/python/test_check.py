@@ -16,6 +16,11 @@ SHIPPED_TRIALS = {  # job file -> total trials (the grid's count)
     "final-distance.cfg": 15 * 50 + 15 * 25 * 50,
     "depth.cfg": 50,
     "phase-diagram.cfg": 6 * 6 * 20 + 7 * 3 * 6,
+    "reproduce-table1.cfg": 2 * 15 * 3,
+    "reproduce-precision.cfg": 15 * 3,
+    "reproduce-depth.cfg": 3,
+    "reproduce-final-distance.cfg": 2 * 5 + 2 * 25 * 5,
+    "reproduce-final-distance-default.cfg": 3 + 25,
 }
 
 
