@@ -232,22 +232,32 @@ static int open_output(const run_options *o, const rs_job *job, const rs_grid *g
 
 /* Load balance: each computing rank's busy fraction, its compute time over the sweep's wall
  * time (rank 0's: a worker that got no more work leaves early, idle until the end). Rank 0
- * only schedules when there are workers, so it is left out then. */
-static void print_busy(const rs_sweep_report *rep)
+ * only schedules when there are workers, so it is left out of the busy figures then; every
+ * rank's peak resident memory (`peaks`, bytes per rank, may be NULL) is printed, rank 0's
+ * included, to size --mem-per-cpu. */
+static void print_busy(const rs_sweep_report *rep, const long long *peaks)
 {
     if (!rep->rank_times)
         return;
-    for (int r = rep->ranks > 1 ? 1 : 0; r < rep->ranks; r++) {
+    for (int r = 0; r < rep->ranks; r++) {
+        if (rep->ranks > 65 && r > 1 && r != rep->ranks - 1)
+            continue;
         double busy = rep->rank_times[2 * r], wall = rep->rank_times[1];
-        if (rep->ranks <= 65 || r == 1 || r == rep->ranks - 1)
-            fprintf(stderr, "rank %d: busy %.1f s of %.1f s (%.1f%%)\n", r, busy, wall,
+        fprintf(stderr, "rank %d: ", r);
+        if (r == 0 && rep->ranks > 1)
+            fprintf(stderr, "scheduler");
+        else
+            fprintf(stderr, "busy %.1f s of %.1f s (%.1f%%)", busy, wall,
                     wall > 0 ? 100 * busy / wall : 0.0);
+        if (peaks && peaks[r] >= 0)
+            fprintf(stderr, ", peak memory %.1f MiB", (double)peaks[r] / (1024.0 * 1024.0));
+        fprintf(stderr, "\n");
     }
 }
 
 /* The master's part after the sweep: FILE.nc from the journal, and the final word. */
 static int finish(const run_options *o, const rs_store *store, results_target *target,
-                  int sweep_status, const rs_sweep_report *rep)
+                  int sweep_status, const rs_sweep_report *rep, const long long *peaks)
 {
     int wrote = write_results(store, target);
     uint64_t done = rs_store_done_count(store), total = rs_store_expected_count(store);
@@ -271,7 +281,7 @@ static int finish(const run_options *o, const rs_store *store, results_target *t
                 (unsigned long long)total, of_shard, (unsigned long long)rep->computed, o->out);
         return EXIT_INTERRUPTED;
     }
-    print_busy(rep);
+    print_busy(rep, peaks);
     fprintf(stderr, "done: %llu of %llu trials%s (%llu in this run); results in %s\n",
             (unsigned long long)done, (unsigned long long)total, of_shard,
             (unsigned long long)rep->computed, o->out);
@@ -329,10 +339,21 @@ static int run(const run_options *o, const char *command_line, MPI_Comm comm)
         so.ctx = &target;
         so.stop = &stop_signal;
         st = rs_sweep_run(comm, &grid, store, &so, &rep);
+        /* every rank's peak memory to rank 0 (NULL there if it cannot be allocated) */
+        int ranks;
+        MPI_Comm_size(comm, &ranks);
+        long long peak = opt_peak_memory_bytes(), *peaks = NULL;
+        if (rank == 0)
+            peaks = malloc(sizeof *peaks * (size_t)ranks);
+        int have = rank != 0 || peaks != NULL;
+        MPI_Bcast(&have, 1, MPI_INT, 0, comm);
+        if (have)
+            MPI_Gather(&peak, 1, MPI_LONG_LONG, peaks, 1, MPI_LONG_LONG, 0, comm);
         if (rank == 0) {
-            rc = finish(o, store, &target, st, &rep);
+            rc = finish(o, store, &target, st, &rep, peaks);
             rs_sweep_report_free(&rep);
         }
+        free(peaks);
         MPI_Bcast(&rc, 1, MPI_INT, 0, comm);
     }
     rs_store_close(&store);

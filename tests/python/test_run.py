@@ -221,16 +221,20 @@ def test_run_help(run_repsweep):
 
 
 def test_run_reports_each_workers_busy_fraction(repsweep_bin, tmp_path):
-    """Load balance is visible to users: every computing rank prints its busy fraction."""
+    """Load balance and memory are visible to users: every computing rank prints its busy
+    fraction, every rank (the scheduler too) its peak resident memory."""
     import re
     job = write_job(tmp_path / "busy.cfg", name="busy")
     proc = run(repsweep_bin, job, tmp_path / "busy.nc", ranks=3)
     assert proc.returncode == 0, proc.stderr
-    lines = re.findall(r"^rank (\d+): busy ([0-9.]+) s of ([0-9.]+) s \(([0-9.]+)%\)$",
-                       proc.stderr, re.M)
+    lines = re.findall(r"^rank (\d+): busy ([0-9.]+) s of ([0-9.]+) s \(([0-9.]+)%\), "
+                       r"peak memory ([0-9.]+) MiB$", proc.stderr, re.M)
     assert [int(r) for r, *_ in lines] == [1, 2], proc.stderr
-    for _, busy, wall, pct in lines:
+    for _, busy, wall, pct, mem in lines:
         assert 0 <= float(busy) <= float(wall) + 0.05 and 0 <= float(pct) <= 100.5
+        assert 1 < float(mem) < 4096, mem  # a process of this program: MiBs, not bytes or GiBs
+    sched = re.findall(r"^rank 0: scheduler, peak memory ([0-9.]+) MiB$", proc.stderr, re.M)
+    assert len(sched) == 1 and 1 < float(sched[0]) < 4096, proc.stderr
 
 
 def test_diverged_trials_are_recorded_and_the_sweep_goes_on(repsweep_bin, tmp_path):
