@@ -61,7 +61,7 @@ const rs_store_field *rs_store_fields(int *count)
 
 /* --- the layout of the extras --- */
 
-enum { STAGE_ARRAYS = 5, EPOCH_ARRAYS = 4 };
+enum { STAGE_ARRAYS = 5, EPOCH_ARRAYS = 8 };
 
 void rs_store_layout_of(const rs_grid *grid, rs_store_layout *l)
 {
@@ -135,6 +135,16 @@ int rs_store_extras(const rs_store_layout *l, rs_store_extra *out)
         {"w_traj", "w = dyhat2 - (f(x2)-f(x1))(y2-y1) at the recorded epochs", "1",
          RS_STORE_PER_EPOCH},
         {"loss_traj", "training loss at the recorded epochs", "1", RS_STORE_PER_EPOCH},
+        {"dh2_theory_traj", "dh2 of the effective theory (Eq. 7) with the trial's fitted rates "
+         "from its measured epoch-0 state, at the recorded epochs (NaN: no fit)", "1",
+         RS_STORE_PER_EPOCH},
+        {"dyhat2_theory_traj", "dyhat2 (predicted output difference) of the effective theory "
+         "(Eq. 7) with the fitted rates, at the recorded epochs (NaN: no fit)", "1",
+         RS_STORE_PER_EPOCH},
+        {"w_theory_traj", "w of the effective theory (Eq. 7) with the fitted rates, at the "
+         "recorded epochs (NaN: no fit)", "1", RS_STORE_PER_EPOCH},
+        {"loss_theory_traj", "loss of the effective theory (Eq. 9) with the fitted rates and "
+         "1/tau_ybar, at the recorded epochs (NaN: no fit)", "1", RS_STORE_PER_EPOCH},
         {"dh2_stage_traj", "dh2 at each stage at the recorded epochs", "1",
          RS_STORE_PER_EPOCH_STAGE},
     };
@@ -170,7 +180,8 @@ void rs_store_record_clear(uint64_t index, const rs_store_layout *l, rs_store_re
 
 /* The per-stage results and the subsampled trajectory into the extras (already NaN), in
  * the order rs_store_extras lists them. Stages or epochs beyond the trial's stay NaN; so do
- * the per-stage fit results when there was no fit (as the summary's). */
+ * the per-stage fit results and the theory curves when there was no fit (as the summary's:
+ * rs_trial_run then never wrote t's *_theory, so they must not be read). */
 static void extras_from_trial(const rs_store_layout *l, const rs_trial_spec *s,
                               const rs_trajectory *t, const rs_trial_result *r,
                               rs_store_record *rec)
@@ -195,6 +206,12 @@ static void extras_from_trial(const rs_store_layout *l, const rs_trial_spec *s,
         traj[E + k] = t->dyhat2[e];
         traj[2 * E + k] = t->w[e];
         traj[3 * E + k] = t->loss[e];
+        if (fitted) { /* NaN already where the fit failed (trial.c's theory_curves) */
+            traj[4 * E + k] = t->dh2_theory[e];
+            traj[5 * E + k] = t->dyhat2_theory[e];
+            traj[6 * E + k] = t->w_theory[e];
+            traj[7 * E + k] = t->loss_theory[e];
+        }
         for (size_t j = 0; j < S && j < (size_t)t->n_stages; j++)
             traj[EPOCH_ARRAYS * E + k * S + j] = t->dh2_stages[e * (size_t)t->n_stages + j];
     }
@@ -255,7 +272,9 @@ uint64_t rs_store_hash_text(const char *text)
  * at 112, zero to 128. */
 #define HEADER_BYTES 128
 #define HEADER_CRC_AT 112
-#define JOURNAL_VERSION 1u
+/* 2: the record's extras gained the theory curves (dh2_theory_traj, ...): a format-1
+ * journal's records would be misread, so it is refused */
+#define JOURNAL_VERSION 2u
 #define BYTE_ORDER_MARK 0x01020304u
 /* on disk a record (rs_store_record_bytes) is followed by its CRC-32 */
 static const char MAGIC[8] = {'R', 'S', 'J', 'R', 'N', 'L', '\r', '\n'};
@@ -320,7 +339,14 @@ static int check_header(const unsigned char *h, const char *path, const char *na
                  "cannot be trusted; move it away or use another --out", path);
         return RS_E_INVALID;
     }
-    if (bom != BYTE_ORDER_MARK || version != JOURNAL_VERSION || rec != rec_bytes) {
+    if (bom == BYTE_ORDER_MARK && version != JOURNAL_VERSION) {
+        snprintf(err, len, "%s: journal format %u, written by %s repsweep; this one reads "
+                 "format %u only: finish that run with the repsweep that started it, or "
+                 "start over with another --out (or delete the journal)", path, version,
+                 version < JOURNAL_VERSION ? "an older" : "a newer", JOURNAL_VERSION);
+        return RS_E_INVALID;
+    }
+    if (bom != BYTE_ORDER_MARK || rec != rec_bytes) {
         snprintf(err, len, "%s: journal format %u (record %u bytes) from another repsweep "
                  "version or machine; this one reads format %u (%u bytes for this job)", path,
                  version, rec, JOURNAL_VERSION, rec_bytes);
