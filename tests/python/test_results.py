@@ -177,4 +177,4 @@ def test_sweep_command_writes_table_and_figure(repsweep_bin, tmp_path):
         assert f.is_file() and f.stat().st_size > 1000, f
     bad = subprocess.run([sys.executable, "-m", "analysis", "sweep", str(job)],
                          capture_output=True, text=True, cwd=REPO_ROOT, timeout=60)
-    assert bad.returncode == 1 and "qs.cfg" in bad.stderr, bad.stderr
+    assert bad.returncode == 2 and "qs.cfg" in bad.stderr, bad.stderr
