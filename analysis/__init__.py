@@ -2,6 +2,7 @@
 python3-netcdf4 and python3-matplotlib only). Run with Debian's interpreter:
 ``/usr/bin/python3 -m analysis --help``."""
 
-from .results import load  # noqa: E402,F401  (analysis.load(path): a results file as N-D arrays)
+# load(path): a results file as labelled N-D arrays
+from .results import ResultsFileError, load  # noqa: F401
 
-__all__ = ["load"]
+__all__ = ["load", "ResultsFileError"]

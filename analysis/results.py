@@ -17,20 +17,29 @@ THEORY_AXES = ["rate_h", "rate_y", "dh2_initial", "dyhat2_initial", "w_initial",
 # per-trial identity variables that are not axes once unstacked
 _IDENTITY = ["block", "arch_index", "arch", "gain", "seed"]
 CONVERGE_LOSS = 1e-3  # the authors' threshold (repsweep's default converge_loss)
+# The authors' fixed gaps (NOTES.md: their code's dx2 = 1, dy2 = 0.5): the "reference" gaps
+# at which the final-distance study fits the rates it averages.
+REF_INPUT_GAP = 1.0
+REF_TARGET_GAP = float(np.sqrt(0.5))
+
+
+class ResultsFileError(ValueError):
+    """A file that is not a readable repsweep results (or trial) file; the message names
+    it. ``python3 -m analysis`` prints it and exits with status 2."""
 
 
 def open_results(path):
     """The raw results file, loaded into memory, dimension ``trial``. Raises ValueError
-    naming the file when it is not a readable repsweep run results file."""
+    (ResultsFileError) naming the file when it is not a readable repsweep run results file."""
     path = os.fspath(path)
     try:
         with xr.open_dataset(path) as ds:
             ds = ds.load()
     except Exception as exc:  # netCDF4/HDF5 raise several types for a corrupt file
-        raise ValueError(f"{path}: not a readable netCDF file ({exc})") from exc
+        raise ResultsFileError(f"{path}: not a readable netCDF file ({exc})") from exc
     missing = [v for v in ["trial", "block", "status"] + NETWORK_AXES if v not in ds.variables]
     if missing or "job_name" not in ds.attrs:
-        raise ValueError(f"{path}: not a `repsweep run` results file (missing "
+        raise ResultsFileError(f"{path}: not a `repsweep run` results file (missing "
                          f"{', '.join(missing) or 'the job_name attribute'})")
     ds.attrs["path"] = path
     return ds
@@ -54,7 +63,7 @@ def _unstack(flat, axes, path):
     try:
         return flat.set_index(trial=axes).unstack("trial")
     except ValueError as exc:
-        raise ValueError(f"{path}: cannot index the trials by {axes} ({exc})") from exc
+        raise ResultsFileError(f"{path}: cannot index the trials by {axes} ({exc})") from exc
 
 
 def load(path, theory=False):
@@ -64,10 +73,12 @@ def load(path, theory=False):
     ``(arch, gain, input_gap, target_gap, seed)``, plus ``stage`` when the job recorded all
     layers (``stage_rate_h``, ``stage_dh2_final``, ...) and ``epoch`` when it recorded
     trajectories (``dh2_traj``, ...; ``epoch`` holds the recorded epoch indices). Each axis
-    holds the values present in the file; a trial not (yet) run at a combination of them is
-    NaN (integer variables such as ``status`` and ``converged`` become floats for that), so a
-    partial file of an interrupted run loads the same way. If two blocks share coordinates,
+    holds the values present in the file; a combination with no trial in the file (not yet
+    run, or not in the job's grid at all) is NaN (integer variables such as ``status`` and
+    ``converged`` become floats for that) and ``ran`` (bool) is False there, so a partial
+    file of an interrupted run loads the same way. If two blocks share coordinates,
     ``block`` is a leading dimension. ``grid_index`` is each trial's index in the job's grid.
+    The attributes ``trials_total`` and ``trials_done`` say how much of the job had run.
 
     With ``theory=True`` returns the theory-only trials instead, with dimensions
     ``(rate_h, rate_y, dh2_initial, dyhat2_initial, w_initial, input_gap, target_gap)``
@@ -84,14 +95,27 @@ def load(path, theory=False):
     flat = ds.isel(trial=np.flatnonzero(~is_network if theory else is_network))
     if flat.sizes["trial"] == 0:
         kind = "theory-only" if theory else "network"
-        raise ValueError(f"{path}: no {kind} trials in this file")
+        raise ResultsFileError(f"{path}: no {kind} trials in this file")
     if theory:
         flat = flat.drop_vars([v for v in flat.data_vars
                                if "stage" in flat[v].dims or "epoch" in flat[v].dims])
         flat = flat.drop_vars([d for d in ("stage", "epoch") if d in flat.variables])
     out = _unstack(flat, THEORY_AXES if theory else NETWORK_AXES, path)
+    out["ran"] = out["grid_index"].notnull()
+    out["ran"].attrs["long_name"] = "a trial at these coordinates is in the file"
     out.attrs = dict(ds.attrs)
     return out
+
+
+def network_trials(ds):
+    """The trials that ran, from the N-D Dataset of :func:`load`, as one dimension
+    ``trial`` (ordered by the grid axes), with ``arch``, ``gain``, ``input_gap``,
+    ``target_gap``, ``seed`` (and ``block``) as per-trial coordinates; per-stage and
+    per-epoch variables become (trial, stage) and (trial, epoch)."""
+    dims = [d for d in ["block"] + NETWORK_AXES if d in ds.dims]
+    flat = ds.stack(trial=dims).reset_index("trial")
+    flat = flat.isel(trial=np.flatnonzero(flat["ran"].values))
+    return flat.transpose("trial", ...)
 
 
 # --- the `sweep` command: table and figure ---
@@ -100,7 +124,7 @@ def _flat_network(path):
     ds = open_results(path)
     net = ds.isel(trial=np.flatnonzero(ds["arch_index"].values >= 0))
     if net.sizes["trial"] == 0:
-        raise ValueError(f"{ds.attrs['path']}: no network trials in this file")
+        raise ResultsFileError(f"{ds.attrs['path']}: no network trials in this file")
     return net
 
 

@@ -8,21 +8,24 @@ import os
 
 import xarray as xr
 
+from .results import ResultsFileError
+
 
 def load_trials(directory):
     """Every ``*.nc`` trial file in ``directory`` as a list of xarray Datasets, sorted by
     (arch, gain, seed). Raises ValueError naming a file that is not a repsweep trial file."""
     paths = sorted(glob.glob(os.path.join(directory, "*.nc")))
     if not paths:
-        raise ValueError(f"{directory}: no *.nc trial files")
+        raise ResultsFileError(f"{directory}: no *.nc trial files")
     trials = []
     for path in paths:
         try:
             ds = xr.open_dataset(path)
         except Exception as exc:  # netCDF4/HDF5 raise several types for a corrupt file
-            raise ValueError(f"{path}: not a readable netCDF file ({exc})") from exc
+            raise ResultsFileError(f"{path}: not a readable netCDF file ({exc})") from exc
         if "dh2" not in ds or "arch" not in ds.attrs:
-            raise ValueError(f"{path}: not a repsweep trial file (no dh2 variable / arch attribute)")
+            raise ResultsFileError(f"{path}: not a repsweep trial file (no dh2 variable / "
+                                   "arch attribute)")
         ds.attrs["path"] = path
         trials.append(ds)
     trials.sort(key=lambda d: (d.attrs["arch"], float(d.attrs["gain"]), int(d.attrs["seed"])))

@@ -1,35 +1,33 @@
 #!/usr/bin/env bash
-# quickstart.sh — the README's main job: install what is missing, build, run the sweep
-# jobs/quickstart.cfg (the narrow net over five gains x three seeds, lazy vs rich, plus a small
-# theory-only block) on all local cores with MPI, and make its figures.
-#   results/quickstart.nc                      the sweep's results (repsweep run)
-#   results/sweep_final_distance.png/.pdf      final dh2 against gain: measured vs Eq. 10
-#   results/trials/trials_dynamics.png/.pdf    dh2, dyhat2, w against epochs vs the fitted ODE
+# quickstart.sh — the README's main job: install what is missing, build, run the sweeps
+# jobs/quickstart.cfg (the narrow net over five gains x three target gaps, lazy vs rich, plus a
+# small theory-only block) and jobs/quickstart-depth.cfg (two gains with every layer fitted)
+# on all local cores with MPI, and make every figure and the summary table (analysis/README.md
+# defines them):
+#   results/quickstart.nc, results/quickstart-depth.nc   the sweeps' results (repsweep run)
+#   results/summary.txt                                  `analysis summary` of quickstart.nc
+#   results/fig_dynamics.png/.pdf        dh2, dyhat2, w, loss against epochs vs the fitted theory
+#   results/fig_final_distance.png/.pdf  final dh2 against Eq. 10 with averaged rates (Fig. 5)
+#   results/fig_phase_diagram.png/.pdf   lazy/rich order parameter over gain x target gap
+#   results/fig_fit_quality.png/.pdf     relative fit loss per gain
+#   results/fig_depth.png/.pdf           fit loss and rates against the observed stage (Fig. 10)
 # Rerunning resumes (finished trials are kept); delete results/ to start over.
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 bash "$root/src/bootstrap.sh"
 out=${1:-$root/results}
-mkdir -p "$out/trials"
+mkdir -p "$out"
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
 
 # rank 0 schedules and writes; one worker rank per core
 ranks=$(( $(nproc) + 1 ))
-mpirun -n "$ranks" "$root/build/repsweep" run "$root/jobs/quickstart.cfg" \
-  --out "$out/quickstart.nc" --progress 5
-
-# Per-trial files with the fitted theory's curves, for the dynamics figure (the same trials:
-# a trial depends only on its coordinates, so these equal the sweep's).
-run_one() { # gain lr seed
-  "$root/build/repsweep" trial --arch narrow --gain "$1" --lr "$2" --seed "$3" --epochs 6000 \
-    --out "$out/trials/narrow_gain$1_seed$3.nc" --json > /dev/null
-}
-export -f run_one
-export root out
-for gl in 0.8:0.02 1.05:0.005 1.2:0.0025 1.4:0.001 1.6:0.0003; do
-  echo "${gl%%:*} ${gl##*:} 0"
-done | xargs -P "$(nproc)" -n 3 bash -c 'run_one "$@"' _
+for job in quickstart quickstart-depth; do
+  mpirun -n "$ranks" "$root/build/repsweep" run "$root/jobs/$job.cfg" \
+    --out "$out/$job.nc" --progress 5
+done
 
 cd "$root"
-/usr/bin/python3 -m analysis sweep "$out/quickstart.nc" --out "$out"
-/usr/bin/python3 -m analysis trials "$out/trials" --out "$out/trials"
+/usr/bin/python3 -m analysis summary "$out/quickstart.nc" | tee "$out/summary.txt"
+/usr/bin/python3 -m analysis figures "$out/quickstart.nc" --out "$out" \
+  --only dynamics final_distance phase_diagram fit_quality
+/usr/bin/python3 -m analysis figures "$out/quickstart-depth.nc" --out "$out" --only depth

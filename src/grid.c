@@ -47,7 +47,8 @@ enum {
     TRAJECTORY_ARRAYS = 9,    /* per-epoch arrays of rs_trajectory (measured and theory) */
     SUMMARY_DOUBLES = 40,     /* one trial's results in a results file */
     STAGE_SUMMARY_DOUBLES = 5,/* per-stage results with all_layers (store.h extras) */
-    RECORDED_DOUBLES = 4      /* dh2, dyhat2, w, loss per recorded epoch */
+    RECORDED_DOUBLES = 8      /* dh2, dyhat2, w, loss per recorded epoch, measured and of
+                               * the fitted theory (store.h extras) */
 };
 
 #define MAX_AXES 7

@@ -61,7 +61,7 @@ const rs_store_field *rs_store_fields(int *count)
 
 /* --- the layout of the extras --- */
 
-enum { STAGE_ARRAYS = 5, EPOCH_ARRAYS = 4 };
+enum { STAGE_ARRAYS = 5, EPOCH_ARRAYS = 8 };
 
 void rs_store_layout_of(const rs_grid *grid, rs_store_layout *l)
 {
@@ -135,6 +135,16 @@ int rs_store_extras(const rs_store_layout *l, rs_store_extra *out)
         {"w_traj", "w = dyhat2 - (f(x2)-f(x1))(y2-y1) at the recorded epochs", "1",
          RS_STORE_PER_EPOCH},
         {"loss_traj", "training loss at the recorded epochs", "1", RS_STORE_PER_EPOCH},
+        {"dh2_theory_traj", "dh2 of the effective theory (Eq. 7) with the trial's fitted rates "
+         "from its measured epoch-0 state, at the recorded epochs (NaN: no fit)", "1",
+         RS_STORE_PER_EPOCH},
+        {"dyhat2_theory_traj", "dyhat2 (predicted output difference) of the effective theory "
+         "(Eq. 7) with the fitted rates, at the recorded epochs (NaN: no fit)", "1",
+         RS_STORE_PER_EPOCH},
+        {"w_theory_traj", "w of the effective theory (Eq. 7) with the fitted rates, at the "
+         "recorded epochs (NaN: no fit)", "1", RS_STORE_PER_EPOCH},
+        {"loss_theory_traj", "loss of the effective theory (Eq. 9) with the fitted rates and "
+         "1/tau_ybar, at the recorded epochs (NaN: no fit)", "1", RS_STORE_PER_EPOCH},
         {"dh2_stage_traj", "dh2 at each stage at the recorded epochs", "1",
          RS_STORE_PER_EPOCH_STAGE},
     };
@@ -170,7 +180,8 @@ void rs_store_record_clear(uint64_t index, const rs_store_layout *l, rs_store_re
 
 /* The per-stage results and the subsampled trajectory into the extras (already NaN), in
  * the order rs_store_extras lists them. Stages or epochs beyond the trial's stay NaN; so do
- * the per-stage fit results when there was no fit (as the summary's). */
+ * the per-stage fit results and the theory curves when there was no fit (as the summary's:
+ * rs_trial_run then never wrote t's *_theory, so they must not be read). */
 static void extras_from_trial(const rs_store_layout *l, const rs_trial_spec *s,
                               const rs_trajectory *t, const rs_trial_result *r,
                               rs_store_record *rec)
@@ -195,6 +206,12 @@ static void extras_from_trial(const rs_store_layout *l, const rs_trial_spec *s,
         traj[E + k] = t->dyhat2[e];
         traj[2 * E + k] = t->w[e];
         traj[3 * E + k] = t->loss[e];
+        if (fitted) { /* NaN already where the fit failed (trial.c's theory_curves) */
+            traj[4 * E + k] = t->dh2_theory[e];
+            traj[5 * E + k] = t->dyhat2_theory[e];
+            traj[6 * E + k] = t->w_theory[e];
+            traj[7 * E + k] = t->loss_theory[e];
+        }
         for (size_t j = 0; j < S && j < (size_t)t->n_stages; j++)
             traj[EPOCH_ARRAYS * E + k * S + j] = t->dh2_stages[e * (size_t)t->n_stages + j];
     }
@@ -257,7 +274,11 @@ uint64_t rs_store_hash_text(const char *text)
 #define HEADER_BYTES 128
 #define HEADER_CRC_AT 124
 #define HEADER_CRC_AT_V1 112
-#define JOURNAL_VERSION 2u
+/* Formats: 1 the first; 2 added the shard to the header; 3 added the fitted theory's curves
+ * to the records' extras (dh2_theory_traj, ...). Formats 1 and 2 are still read when their
+ * records have this job's size, which is when the job records no trajectories (the only
+ * records that changed); otherwise they are refused with what to do. */
+#define JOURNAL_VERSION 3u
 #define BYTE_ORDER_MARK 0x01020304u
 /* on disk a record (rs_store_record_bytes) is followed by its CRC-32 */
 static const char MAGIC[8] = {'R', 'S', 'J', 'R', 'N', 'L', '\r', '\n'};
@@ -339,10 +360,10 @@ static int decode_header(const unsigned char *h, const char *path, journal_heade
     memcpy(&shard_count, h + 116, 4);
     d->shard.index = d->version == 1 ? 0 : shard_index;
     d->shard.count = d->version == 1 ? 1 : shard_count;
-    if (d->bom != BYTE_ORDER_MARK || (d->version != 1 && d->version != JOURNAL_VERSION) ||
+    if (d->bom != BYTE_ORDER_MARK || d->version < 1 || d->version > JOURNAL_VERSION ||
         d->shard.count == 0 || d->shard.index >= d->shard.count) {
         snprintf(err, len, "%s: journal format %u from another repsweep version or machine; "
-                 "this one reads formats 1 and %u", path, d->version, JOURNAL_VERSION);
+                 "this one reads formats 1 to %u", path, d->version, JOURNAL_VERSION);
         return RS_E_INVALID;
     }
     return RS_OK;
@@ -368,6 +389,13 @@ static int check_header(const unsigned char *h, const char *path, const char *na
     if (st != RS_OK)
         return st;
     *created = d.created;
+    if (d.rec_bytes != rec_bytes && d.version < JOURNAL_VERSION) {
+        snprintf(err, len, "%s: journal format %u, written by an older repsweep whose records "
+                 "(%u bytes) lack the theory curves this one records (%u bytes): finish that "
+                 "run with the repsweep that started it, or start over with another --out (or "
+                 "delete the journal)", path, d.version, d.rec_bytes, rec_bytes);
+        return RS_E_INVALID;
+    }
     if (d.rec_bytes != rec_bytes) {
         snprintf(err, len, "%s: journal records of %u bytes; this job's are %u bytes (a "
                  "different repsweep version?): use another --out", path, d.rec_bytes,

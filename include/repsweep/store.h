@@ -67,11 +67,16 @@ const rs_store_field *rs_store_fields(int *count);
  * by rs_store_layout_doubles() doubles (the "extras"), in this order:
  *   per stage (n_stages each): stage_rate_h, stage_rate_y, stage_fit_loss_rel,
  *                              stage_dh2_final, stage_dh2_predicted;
- *   per recorded epoch (n_epochs each): dh2_traj, dyhat2_traj, w_traj, loss_traj;
+ *   per recorded epoch (n_epochs each): dh2_traj, dyhat2_traj, w_traj, loss_traj (measured),
+ *                              dh2_theory_traj, dyhat2_theory_traj, w_theory_traj,
+ *                              loss_theory_traj (the fitted theory: Eq. 7 with the trial's
+ *                              fitted rates from its measured epoch-0 state, Eq. 9 with its
+ *                              fitted 1/tau_ybar; rs_trajectory's *_theory);
  *   per recorded epoch and stage (n_epochs x n_stages, row-major): dh2_stage_traj.
  * The recorded epochs are 0, stride, 2 stride, ... below the job's largest epoch count; a
  * trial with fewer stages or epochs (another architecture, an early stop, divergence) and a
- * theory-only trial hold NaN there. The layout is a function of the job alone. */
+ * theory-only trial hold NaN there; the theory curves are NaN too where there was no fit
+ * (divergence, a failed fit, fit off). The layout is a function of the job alone. */
 typedef struct {
     int n_stages;   /* stage columns: with all_layers the most stages of the job's
                      * architectures, else 0 */
@@ -99,7 +104,7 @@ typedef struct {
     size_t count;           /* doubles */
 } rs_store_extra;
 
-#define RS_STORE_EXTRAS_MAX 10
+#define RS_STORE_EXTRAS_MAX 14
 /* The arrays layout l has (none without all_layers and trajectories), in extras order, into
  * out (room for RS_STORE_EXTRAS_MAX); returns their number. */
 int rs_store_extras(const rs_store_layout *l, rs_store_extra *out);

@@ -11,7 +11,8 @@ from conftest import ARCH_FILE, REPO_ROOT
 
 JOBS = REPO_ROOT / "jobs"
 SHIPPED_TRIALS = {  # job file -> total trials (the grid's count)
-    "quickstart.cfg": 15 + 6,
+    "quickstart.cfg": 15 + 5 * 2 * 2 + 6,
+    "quickstart-depth.cfg": 2 * 2,
     "table1.cfg": 2 * 15 * 50,
     "final-distance.cfg": 15 * 50 + 15 * 25 * 50,
     "depth.cfg": 50,

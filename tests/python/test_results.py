@@ -53,14 +53,21 @@ def test_stage_and_trajectory_shapes(layered):
     for name in ("stage_rate_h", "stage_rate_y", "stage_fit_loss_rel", "stage_dh2_final",
                  "stage_dh2_predicted"):
         assert r[name].shape == (len(r["trial"]), stages), (name, r[name].shape)
-    for name in ("dh2_traj", "dyhat2_traj", "w_traj", "loss_traj"):
+    for name in ("dh2_traj", "dyhat2_traj", "w_traj", "loss_traj", "dh2_theory_traj",
+                 "dyhat2_theory_traj", "w_theory_traj", "loss_theory_traj"):
         assert r[name].shape == (len(r["trial"]), n_epochs), (name, r[name].shape)
     assert r["dh2_stage_traj"].shape == (len(r["trial"]), n_epochs, stages)
     net = r["arch_index"] >= 0
     assert net.sum() == n_net
     # theory-only trials have no stages or trajectories: NaN
     assert np.isnan(r["dh2_traj"][~net]).all() and np.isnan(r["stage_rate_h"][~net]).all()
+    assert np.isnan(r["dh2_theory_traj"][~net]).all()
     assert np.isfinite(r["dh2_traj"][net]).all()
+    # every network trial here was fitted: its theory curves are finite and start at the
+    # measured epoch-0 state (Eq. 7's initial condition)
+    assert np.isfinite(r["dh2_theory_traj"][net]).all()
+    for name in ("dh2", "dyhat2", "w"):
+        np.testing.assert_array_equal(r[f"{name}_theory_traj"][net, 0], r[f"{name}_traj"][net, 0])
 
 
 def test_stage_and_trajectory_equal_repsweep_trial(repsweep_bin, layered, tmp_path):
@@ -73,6 +80,9 @@ def test_stage_and_trajectory_equal_repsweep_trial(repsweep_bin, layered, tmp_pa
             for name in ("dh2", "dyhat2", "w", "loss"):
                 np.testing.assert_array_equal(r[f"{name}_traj"][i], tr[name][epochs],
                                               err_msg=f"{name} gain {gain} seed {seed}")
+                np.testing.assert_array_equal(r[f"{name}_theory_traj"][i],
+                                              tr[f"{name}_theory"][epochs],
+                                              err_msg=f"{name}_theory gain {gain} seed {seed}")
             np.testing.assert_array_equal(r["dh2_stage_traj"][i], tr["dh2_stage"][epochs],
                                           err_msg=f"dh2_stage gain {gain} seed {seed}")
             for key in ("rate_h", "rate_y", "fit_loss_rel", "dh2_final", "dh2_predicted"):
@@ -167,4 +177,4 @@ def test_sweep_command_writes_table_and_figure(repsweep_bin, tmp_path):
         assert f.is_file() and f.stat().st_size > 1000, f
     bad = subprocess.run([sys.executable, "-m", "analysis", "sweep", str(job)],
                          capture_output=True, text=True, cwd=REPO_ROOT, timeout=60)
-    assert bad.returncode == 1 and "qs.cfg" in bad.stderr, bad.stderr
+    assert bad.returncode == 2 and "qs.cfg" in bad.stderr, bad.stderr

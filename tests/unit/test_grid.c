@@ -188,7 +188,8 @@ static void test_grid_estimates(const rs_job *job)
     double per = 25 * rs_grid_epoch_seconds(&job->blocks[1].arch[0], RS_PRECISION_FLOAT64);
     CHECK(one.seconds > 6 * per && one.seconds < 6 * (per + 1.0), "block b seconds %g",
           one.seconds);
-    CHECK_CLOSE(one.output_bytes, 6.0 * (40 + 1 * 4) * 8, 1e-12, 1, "block b output bytes");
+    /* 8 arrays per recorded epoch: dh2, dyhat2, w, loss, measured and of the theory */
+    CHECK_CLOSE(one.output_bytes, 6.0 * (40 + 1 * 8) * 8, 1e-12, 1, "block b output bytes");
     CHECK(rs_grid_estimate_of(&grid, 3, &one) == RS_E_INVALID, "estimate of block 3");
     rs_grid_free(&grid);
 }
