@@ -1,0 +1,204 @@
+"""slurm/submit and slurm/repsweep.sbatch on a real one-machine SLURM cluster (conftest.py):
+a sweep submitted with 2 ranks equals a local mpirun run; a real one-minute time limit is
+survived by save, requeue and resume; a 3-task job array with --shard merges to the same
+results; scancel in the middle loses no finished trial.
+
+Results are compared variable by variable, exactly (NaNs in the same places), except the wall
+times (train_seconds, fit_seconds) and the provenance attributes (command line, times,
+library versions); the job's own attributes (name, text, hash, trial counts) must match.
+"""
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+HERE = Path(__file__).resolve().parent
+REPO_ROOT = HERE.parents[1]
+sys.path.insert(0, str(REPO_ROOT / "tests" / "python"))
+from sweep_util import assert_same_results, journal_indices, read_results  # noqa: E402
+
+SUBMIT = REPO_ROOT / "slurm" / "submit"
+QUICKSTART = REPO_ROOT / "jobs" / "quickstart.cfg"
+LONG = HERE / "long.cfg"       # 400 trials
+CANCEL = HERE / "cancel.cfg"   # 200 trials
+PROVENANCE = {"command_line", "created", "updated", "mpi_version", "repsweep_version",
+              "repsweep_git_commit", "netcdf_version", "gsl_version", "openblas_config",
+              "libconfig_version"}
+
+
+def assert_same_as_reference(path, reference, what):
+    got, ref = read_results(path), read_results(reference)
+    assert_same_results(ref, got, what)
+    a = {k: v for k, v in ref["_attrs"].items() if k not in PROVENANCE}
+    b = {k: v for k, v in got["_attrs"].items() if k not in PROVENANCE}
+    assert a.keys() == b.keys(), (what, a.keys() ^ b.keys())
+    for k in a:
+        assert str(a[k]) == str(b[k]), f"{what}: attribute {k}: {a[k]!r} != {b[k]!r}"
+    return got
+
+
+def submit(cluster, repsweep_bin, job, out, *opts):
+    """slurm/submit JOB --out OUT OPTS...; returns (job id, stdout)."""
+    env = dict(cluster.env, REPSWEEP_BIN=repsweep_bin)
+    p = subprocess.run([str(SUBMIT), str(job), "--out", str(out), *opts], capture_output=True,
+                       text=True, env=env, cwd=Path(out).parent, timeout=120)
+    assert p.returncode == 0, f"slurm/submit exited {p.returncode}:\n{p.stdout}\n{p.stderr}"
+    m = re.search(r"^submitted: job (\d+)", p.stdout, re.M)
+    assert m, f"no job id in slurm/submit's output:\n{p.stdout}"
+    return m.group(1), p.stdout
+
+
+def job_log(out, job_id):
+    """The log slurm/submit asked for: <dir of out>/repsweep-<job>-<id>.out."""
+    logs = list(Path(out).parent.glob(f"repsweep-*-{job_id}.out"))
+    assert len(logs) == 1, (job_id, logs)
+    return logs[0].read_text()
+
+
+def workdir(cluster, name):
+    d = cluster.root / "jobs" / name
+    d.mkdir(parents=True, exist_ok=True)
+    return d
+
+
+def timed(name):
+    t0 = time.time()
+
+    class T:
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            print(f"\n[{name}: {time.time() - t0:.1f} s]", file=sys.stderr)
+
+    return T()
+
+
+def test_quickstart_two_ranks_equals_local_mpirun(cluster, repsweep_bin, references):
+    with timed("quickstart via slurm/submit"):
+        ref = references(QUICKSTART).start()          # runs while the job is queued
+        d = workdir(cluster, "quickstart")
+        out = d / "quickstart.nc"
+        job_id, text = submit(cluster, repsweep_bin, QUICKSTART, out, "--ntasks=2")
+        assert "total" in text and "core-hours" in text and "cost: about" in text, text
+        assert f"squeue -j {job_id}" in text and "status" in text, text
+        states = cluster.wait_job(job_id, timeout=300)
+        log = job_log(out, job_id)
+        assert states == ["COMPLETED"], (states, log)
+        assert "complete: every trial is done" in log, log
+        assert "2 rank(s) x 1 thread(s)" in log, log
+        got = assert_same_as_reference(out, ref.path(), "SLURM 2 ranks vs local mpirun -n 2")
+        assert len(got["trial"]) == 21 and int(got["_attrs"]["trials_done"]) == 21
+
+
+def test_time_limit_saves_requeues_resumes(cluster, repsweep_bin, references):
+    """A real --time=1: SLURM sends USR1 (--signal=USR1@5: SLURM's ~30 s limit check sends it
+    25-55 s into each run), repsweep saves and exits 3, the script requeues the job, the next
+    run resumes; the job ends COMPLETED with the results of an uninterrupted run."""
+    with timed("time limit, requeue, resume"):
+        ref = references(LONG).start()
+        d = workdir(cluster, "timelimit")
+        out = d / "long.nc"
+        job_id, _ = submit(cluster, repsweep_bin, LONG, out, "--ntasks=2", "--time=1",
+                           "--signal=USR1@5")
+        states = cluster.wait_job(job_id, timeout=600)
+        log = job_log(out, job_id)
+        restarts = int(cluster.job_info(job_id)["Restarts"])
+        print(f"\n[time limit: {restarts} requeue(s); log:]\n" +
+              "\n".join(l for l in log.splitlines() if not l.startswith("progress:")),
+              file=sys.stderr)
+        assert states == ["COMPLETED"], (states, log)
+        assert restarts >= 1, f"the job was never requeued (sweep too short here?):\n{log}"
+        # Every requeue: a save on the warning, a requeue, a resumption from the saved trials.
+        saved = re.findall(r"interrupted by signal SIGUSR1: (\d+) of 400 trials done", log)
+        assert len(saved) == restarts, log
+        assert len(re.findall(r"repsweep\.sbatch\[job \d+, run \d+\]: saved: ", log)) == restarts
+        assert len(re.findall(r"repsweep\.sbatch\[job \d+, run \d+\]: requeued: ", log)) == restarts
+        resumed = re.findall(r"^resuming: (\d+) of 400 trials done", log, re.M)
+        assert resumed == saved, (resumed, saved, log)
+        assert all(int(a) < int(b) for a, b in zip(saved, saved[1:])), saved
+        assert "complete: every trial is done" in log
+        assert "SIGTERM" not in log, "the job ran into the limit itself instead of the warning"
+        got = assert_same_as_reference(out, ref.path(), "requeued SLURM job vs mpirun")
+        assert len(got["trial"]) == 400
+
+
+@pytest.fixture(scope="module")
+def has_shard(repsweep_bin):
+    help_text = subprocess.run([repsweep_bin, "run", "--help"], capture_output=True,
+                               text=True).stdout
+    return "--shard" in help_text
+
+
+def test_job_array_shards_merge(cluster, repsweep_bin, references, has_shard):
+    if not has_shard:
+        pytest.skip("this repsweep has no `run --shard` (`repsweep run --help` does not mention "
+                    "it): the job-array path needs `repsweep run --shard I/N` and "
+                    "`repsweep merge` (issue 6, C part)")
+    with timed("3-task job array + merge"):
+        ref = references(QUICKSTART).start()
+        d = workdir(cluster, "array")
+        out = d / "quickstart.nc"
+        job_id, text = submit(cluster, repsweep_bin, QUICKSTART, out, "--array", "3",
+                              "--ntasks=1")
+        m = re.search(r"^merge: job (\d+)", text, re.M)
+        assert m, text
+        states = cluster.wait_job(job_id, timeout=300)
+        assert states == ["COMPLETED"] * 3, states
+        merge_states = cluster.wait_job(m.group(1), timeout=120)
+        merge_log = (d / f"repsweep-quickstart-merge-{m.group(1)}.out").read_text()
+        assert merge_states == ["COMPLETED"], (merge_states, merge_log)
+        total = 21
+        seen = set()
+        for i in range(3):
+            shard = read_results(d / f"quickstart.shard{i}-of-3.nc")
+            idx = [int(t) for t in shard["trial"]]
+            assert idx == [k for k in range(total) if k % 3 == i], (i, idx)
+            seen |= set(idx)
+        assert seen == set(range(total))
+        assert_same_as_reference(out, ref.path(), "merged shards vs mpirun")
+
+
+def test_scancel_loses_no_finished_trial(cluster, repsweep_bin, references):
+    """scancel (SIGTERM, then SIGKILL after KillWait=5 s) in the middle: every trial in the
+    journal before the cancel is still there, the results file holds them all, the job is not
+    requeued; submitting again resumes from them and completes with the reference results."""
+    with timed("scancel, resubmit"):
+        ref = references(CANCEL).start()
+        d = workdir(cluster, "scancel")
+        out = d / "cancel.nc"
+        journal = Path(f"{out}.journal")
+        job_id, _ = submit(cluster, repsweep_bin, CANCEL, out, "--ntasks=2")
+        deadline = time.time() + 180
+        while time.time() < deadline:
+            if journal.exists() and len(journal_indices(journal)) >= 20:
+                break
+            time.sleep(0.2)
+        before = set(journal_indices(journal))
+        assert 20 <= len(before) < 150, len(before)
+        cluster.run(["scancel", job_id])
+        states = cluster.wait_job(job_id, timeout=120)
+        log = job_log(out, job_id)
+        assert states == ["CANCELLED"], (states, log)
+        assert cluster.job_info(job_id)["Restarts"] == "0", log
+        after = journal_indices(journal)
+        assert len(after) == len(set(after)), "a trial recorded twice"
+        assert before <= set(after), f"lost trials: {sorted(before - set(after))}"
+        saved = read_results(out)
+        assert sorted(int(t) for t in saved["trial"]) == sorted(after), \
+            "the results file does not hold exactly the journal's trials"
+        assert f"interrupted by signal SIGTERM: {len(after)} of 200 trials done" in log, log
+        assert "cancelled (scancel" in log and "requeued:" not in log, log
+        print(f"\n[scancel: {len(before)} trials in the journal before, {len(after)} after]",
+              file=sys.stderr)
+
+        job2, _ = submit(cluster, repsweep_bin, CANCEL, out, "--ntasks=2")
+        states = cluster.wait_job(job2, timeout=600)
+        log2 = job_log(out, job2)
+        assert states == ["COMPLETED"], (states, log2)
+        assert f"resuming: {len(after)} of 200 trials done" in log2, log2
+        assert re.search(rf"done: 200 of 200 trials \({200 - len(after)} in this run\)", log2), log2
+        assert_same_as_reference(out, ref.path(), "cancelled and resubmitted vs mpirun")
