@@ -2,7 +2,9 @@
 # bootstrap.sh — install what repsweep needs on Debian 12 (only what is missing) and build it
 # in build/ (Release). Idempotent: a second run only rebuilds what changed.
 #   bash src/bootstrap.sh             build dependencies and Python for analysis/
-#   bash src/bootstrap.sh --tests     also the test-only dependencies (python3-torch, oracle)
+#   bash src/bootstrap.sh --tests     also the test-only dependencies (python3-torch, oracle;
+#                                     slurm-wlm and munge for the one-machine SLURM cluster of
+#                                     tests/slurm, whose daemons the tests start and stop)
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 
@@ -10,7 +12,7 @@ pkgs=(cmake make gcc pkg-config libopenblas-pthread-dev libgsl-dev libnetcdf-dev
       libconfig-dev zlib1g-dev openmpi-bin libopenmpi-dev python3 python3-numpy python3-xarray
       python3-netcdf4 python3-matplotlib)
 if [[ "${1:-}" == "--tests" ]]; then
-  pkgs+=(python3-pytest python3-torch)
+  pkgs+=(python3-pytest python3-torch slurm-wlm munge)
 fi
 
 missing=()
