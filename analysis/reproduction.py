@@ -25,6 +25,7 @@ import warnings
 import numpy as np
 
 from . import measures
+from .figures import Skip
 from .results import ResultsFileError, load, open_results
 
 TABLE1_ORDER = ["default", "convolution", "skip", "shallow", "narrow", "dropout", "linear",
@@ -233,7 +234,10 @@ def depth_section(path, out):
         for s in range(len(r["stage"])):
             print(f"| {int(r['stage'][s])} | {_fmt(r['stage_fit_loss_rel_median'][s])} | "
                   f"{_fmt(r['stage_rate_h_median'][s])} | {_fmt(r['stage_rate_y_median'][s])} |")
-    fig_depth(ds, out)
+    try:
+        fig_depth(ds, out)
+    except Skip as exc:
+        print(f"no figure: {exc}")
 
 
 def final_distance_section(path, out, stem):
@@ -251,7 +255,11 @@ def final_distance_section(path, out, stem):
               f"{g['n_compared']}, kept {g['n_kept']}, r {_fmt(g['r'])}, median rel. error "
               f"{_fmt(g['median_rel_err'])}")
     tmp = os.path.join(out, "_tmp")
-    fig_final_distance(ds, tmp)
+    try:
+        fig_final_distance(ds, tmp)
+    except Skip as exc:
+        print(f"no figure: {exc}")
+        return
     for ext in ("png", "pdf"):
         src = os.path.join(tmp, f"fig_final_distance.{ext}")
         if os.path.exists(src):
@@ -277,7 +285,10 @@ def phase_section(path, out):
             cells.append(f"{_fmt(float(c['q_median']), 2)}, {_fmt(float(c['spread']), 2)}, "
                          f"{int(c['n_converged'])}/{int(c['n_ran'])}")
         print(f"| {tg:.3g} | " + " | ".join(cells) + " |")
-    fig_phase_diagram(ds, out)
+    try:
+        fig_phase_diagram(ds, out)
+    except Skip as exc:
+        print(f"no figure: {exc}")
 
 
 def main(argv=None):
