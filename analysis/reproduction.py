@@ -102,6 +102,7 @@ def table1_section(path, out):
         m = block == b
         print(f"{b}: {int(conv[m].sum())} of {int(m.sum())} trials converged (final loss < "
               f"1e-3); median fit_loss_rel {_fmt(np.nanmedian(rel[m & (status == 0)]))}")
+    _plot_gaps(arch, block, loss, rel, status, out)
     if "loss_traj" not in ds:
         print("(no trajectories: plateau section skipped)")
         return
@@ -165,6 +166,63 @@ def _plot_plateau(ds, arch, block, epochs, out):
     _save(fig, out, "plateau")
 
 
+def _plot_gaps(arch, block, loss, rel, status, out):
+    """Claim 0: final loss and relative fit loss per architecture at the two gap sets."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    archs = [a for a in TABLE1_ORDER if (arch == a).any()]
+    blocks = sorted(set(block))
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.2))
+    for k, b in enumerate(blocks):
+        for i, a in enumerate(archs):
+            m = (arch == a) & (block == b)
+            x = np.full(m.sum(), i + (k - 0.5) * 0.3)
+            lab = b if i == 0 else None
+            axes[0].semilogy(x, np.maximum(loss[m], 1e-32), "o", ms=3, color=f"C{k}",
+                             label=lab)
+            ok = m & (status == 0)
+            axes[1].semilogy(np.full(ok.sum(), i + (k - 0.5) * 0.3), rel[ok], "o", ms=3,
+                             color=f"C{k}", label=lab)
+    axes[0].axhline(1e-3, color="grey", ls=":", lw=0.8)
+    axes[0].set(ylabel="final training loss (epoch 6000)",
+                title="converged iff below the dotted line (1e-3)")
+    axes[1].set(ylabel="relative fit loss (Eq. 49)", title="how well two rates describe the run")
+    for ax in axes:
+        ax.set_xticks(range(len(archs)))
+        ax.set_xticklabels(archs, rotation=60, ha="right", fontsize=7)
+        ax.legend(fontsize=7)
+    fig.suptitle("Table 1 at the authors' gaps (1, 0.707) and the text's (0.5, 1): every seed",
+                 fontsize=9)
+    fig.tight_layout()
+    _save(fig, out, "table1_gaps")
+
+
+def _plot_precision(d64, d32, i64, i32, out):
+    """Claim 6: float32 against float64, paired trials."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, axes = plt.subplots(1, 3, figsize=(12, 3.8))
+    arch = _names(d64, "arch")[i64]
+    for ax, q, lab in zip(axes, ["dh2_final", "rate_h", "rate_y"],
+                          [r"final $\|dh\|^2$", r"$1/\tau_h$", r"$1/\tau_y$"]):
+        x, y = d64[q].values[i64], d32[q].values[i32]
+        for k, a in enumerate(TABLE1_ORDER):
+            m = arch == a
+            if m.any():
+                ax.loglog(x[m], y[m], "o", ms=3, color=f"C{k % 10}",
+                          marker="os^"[k // 10], label=a if q == "dh2_final" else None)
+        lim = [np.nanmin([x, y]) * 0.7, np.nanmax([x, y]) * 1.4]
+        ax.plot(lim, lim, "k--", lw=0.7)
+        ax.set(xlabel=f"{lab}, float64", ylabel=f"{lab}, float32")
+    axes[0].legend(fontsize=5, ncol=2)
+    fig.suptitle("float32 vs float64, the same trials (authors' gaps, 3 seeds per architecture)",
+                 fontsize=9)
+    fig.tight_layout()
+    _save(fig, out, "precision")
+
+
 def _save(fig, out, name):
     os.makedirs(out, exist_ok=True)
     path = os.path.join(out, f"{name}.png")
@@ -174,7 +232,7 @@ def _save(fig, out, name):
     plt.close(fig)
 
 
-def precision_section(path64, path32):
+def precision_section(path64, path32, out):
     d64, d32 = _network(path64), _network(path32)
 
     def key(ds):
@@ -220,6 +278,7 @@ def precision_section(path64, path32):
     t64 = np.nansum(d64["train_seconds"].values)
     t32 = np.nansum(d32["train_seconds"].values)
     print(f"training time of the paired files: float64 {t64:.0f} s, float32 {t32:.0f} s")
+    _plot_precision(d64, d32, [k64[p] for p in pairs], [k32[p] for p in pairs], out)
 
 
 def depth_section(path, out):
@@ -319,7 +378,7 @@ def main(argv=None):
             phase_section(p, out)
         p64, p32 = have("reproduce-table1.nc"), have("reproduce-precision.nc")
         if p64 and p32:
-            precision_section(p64, p32)
+            precision_section(p64, p32, out)
     except ResultsFileError as exc:
         print(f"analysis.reproduction: {exc}", file=sys.stderr)
         return 2
