@@ -39,6 +39,16 @@ static int check_failures = 0;
         }                                                                           \
     } while (0)
 
+/* Write `text` to `path` (a job file for a test); 0 on success. */
+static inline int check_write_file(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+    if (!f)
+        return -1;
+    fputs(text, f);
+    return fclose(f);
+}
+
 /* Print PASS/FAIL for a named test and return the process status. */
 #define CHECK_REPORT(name)                                                          \
     (printf("%s %s (%d failed checks)\n", check_failures ? "FAIL" : "PASS", (name), \

@@ -42,15 +42,6 @@ static const char *const job_text =
     "    input_gaps = [1.0]; target_gaps = [0.0, 0.5, 1.0]; epochs = 600; }\n"
     ");\n";
 
-static int write_file(const char *path, const char *text)
-{
-    FILE *f = fopen(path, "w");
-    if (!f)
-        return -1;
-    fputs(text, f);
-    return fclose(f);
-}
-
 /* Lexicographic comparison of two trials' coordinates in the documented axis order. */
 static int coords_cmp(const rs_grid_coords *x, const rs_grid_coords *y)
 {
@@ -237,7 +228,7 @@ int main(void)
     if (fd < 0)
         return CHECK_REPORT("test_grid");
     fclose(fdopen(fd, "w"));
-    CHECK(write_file(path, job_text) == 0, "write %s", path);
+    CHECK(check_write_file(path, job_text) == 0, "write %s", path);
     rs_job job;
     char err[1024] = "";
     int st = rs_job_load(path, &job, err, sizeof err);

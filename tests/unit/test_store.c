@@ -38,15 +38,6 @@ static const char *const epoch_names[] = {"dh2_traj", "dyhat2_traj", "w_traj", "
                                           "dh2_theory_traj", "dyhat2_theory_traj",
                                           "w_theory_traj", "loss_theory_traj"};
 
-static int write_file(const char *path, const char *text)
-{
-    FILE *f = fopen(path, "w");
-    if (!f)
-        return -1;
-    fputs(text, f);
-    return fclose(f);
-}
-
 static const rs_store_extra *find_extra(const rs_store_extra *ex, int n, const char *name)
 {
     for (int i = 0; i < n; i++)
@@ -216,7 +207,7 @@ int main(void)
 {
     char path[] = "/tmp/test_store_job_XXXXXX";
     int fd = mkstemp(path);
-    if (fd < 0 || write_file(path, job_text) != 0)
+    if (fd < 0 || check_write_file(path, job_text) != 0)
         return 1;
     close(fd);
     rs_job job;
