@@ -25,7 +25,7 @@ import warnings
 import numpy as np
 
 from . import measures
-from .figures import Skip
+from .figures import Skip, _plt
 from .results import ResultsFileError, load, open_results
 
 TABLE1_ORDER = ["default", "convolution", "skip", "shallow", "narrow", "dropout", "linear",
@@ -132,9 +132,7 @@ def table1_section(path, out):
 
 
 def _plot_plateau(ds, arch, block, epochs, out):
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = _plt()
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
     cmap = plt.get_cmap("viridis")
     for k, a in enumerate(GAIN_SERIES):
@@ -168,9 +166,7 @@ def _plot_plateau(ds, arch, block, epochs, out):
 
 def _plot_gaps(arch, block, loss, rel, status, out):
     """Claim 0: final loss and relative fit loss per architecture at the two gap sets."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = _plt()
     archs = [a for a in TABLE1_ORDER if (arch == a).any()]
     blocks = sorted(set(block))
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.2))
@@ -200,9 +196,7 @@ def _plot_gaps(arch, block, loss, rel, status, out):
 
 def _plot_precision(d64, d32, i64, i32, out):
     """Claim 6: float32 against float64, paired trials."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = _plt()
     fig, axes = plt.subplots(1, 3, figsize=(12, 3.8))
     arch = _names(d64, "arch")[i64]
     for ax, q, lab in zip(axes, ["dh2_final", "rate_h", "rate_y"],
@@ -224,12 +218,12 @@ def _plot_precision(d64, d32, i64, i32, out):
 
 
 def _save(fig, out, name):
+    """PNG only, at a lower dpi than figures._save: these are committed with the page."""
     os.makedirs(out, exist_ok=True)
     path = os.path.join(out, f"{name}.png")
     fig.savefig(path, dpi=80)
     print(f"wrote {path}")
-    import matplotlib.pyplot as plt
-    plt.close(fig)
+    _plt().close(fig)
 
 
 def precision_section(path64, path32, out):
