@@ -140,7 +140,7 @@ def torch_ms(attrs, params, precision, threads, chunk_seconds=0.6, chunks=5):
     return statistics.median(ms), n
 
 
-def main():
+def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--all", action="store_true", help="every architecture in architectures.cfg")
     ap.add_argument("--archs", default=",".join(DEFAULT_ARCHS))
@@ -149,7 +149,7 @@ def main():
     ap.add_argument("--seconds", type=float, default=3.0, help="target length of a repsweep run")
     ap.add_argument("--bin", default=None)
     ap.add_argument("--no-fit-cost", action="store_true")
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
 
     binary = repsweep_bin(args.bin)
     table = conftest.read_architectures()

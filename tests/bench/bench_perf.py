@@ -209,8 +209,7 @@ def main():
             print("\n== 1. epoch time vs PyTorch")
             argv = ["--seconds", str(args.seconds), "--no-fit-cost", "--bin", binary]
             argv += ["--threads", "1"] if args.quick else ["--all", "--threads", "1,2"]
-            sys.argv = ["bench_epoch.py"] + argv
-            bench_epoch.main()
+            bench_epoch.main(argv)
         if "limit" in sections:
             print("\n== 2. default net against the memory-bandwidth bound")
             section_limit(binary, tmp, args.seconds)
