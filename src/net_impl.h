@@ -168,20 +168,33 @@ static void NI(to_batched)(const NI(layer) *L, const REAL *z, REAL *zb)
  * by the code, not by the CPU: a dot product's lane k sums the elements j = k mod LANES, then
  * the lanes are added pairwise (lanes_sum); W^T dz sums the rows in index order. */
 typedef REAL NI(vec) __attribute__((vector_size(64)));
-#define NI_LANES ((int)(64 / sizeof(REAL)))
+#define NI_LANES NI_VEC_LANES /* 64 / sizeof(REAL), set with REAL */
 /* rows handled together: each load of the input vectors serves four rows */
 #define NI_ROWS 4
 
 /* The sum of a vector's lanes as a pairwise tree (depth log2 LANES, not a serial chain of
- * LANES dependent additions: at 500 units that chain dominated the cache-resident forward). */
+ * LANES dependent additions: at 500 units that chain dominated the cache-resident forward):
+ * level w adds lane k + w into lane k for k < w. Done in registers with lane shuffles; going
+ * through memory (a store, then scalar loads) cost a quarter of the forward product's time. */
+typedef NI_INT NI(ivec) __attribute__((vector_size(64)));
+/* one level: lane k gets lane k + w added (lanes k >= w: don't care); literal masks, as a
+ * mask built in a loop was not folded to a constant */
+#define NI_SUM_LEVEL(v, ...) ((v) += __builtin_shuffle((v), (NI(ivec)){__VA_ARGS__}))
 __attribute__((always_inline)) static inline REAL NI(lanes_sum)(NI(vec) v)
 {
-    REAL t[NI_LANES];
-    memcpy(t, &v, sizeof t);
-    for (int w = NI_LANES / 2; w >= 1; w /= 2)
-        for (int k = 0; k < w; k++)
-            t[k] += t[k + w];
-    return t[0];
+#if NI_VEC_LANES == 16
+    NI_SUM_LEVEL(v, 8, 9, 10, 11, 12, 13, 14, 15, 8, 9, 10, 11, 12, 13, 14, 15);
+    NI_SUM_LEVEL(v, 4, 5, 6, 7, 4, 5, 6, 7, 4, 5, 6, 7, 4, 5, 6, 7);
+    NI_SUM_LEVEL(v, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3);
+    NI_SUM_LEVEL(v, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1);
+#elif NI_VEC_LANES == 8
+    NI_SUM_LEVEL(v, 4, 5, 6, 7, 4, 5, 6, 7);
+    NI_SUM_LEVEL(v, 2, 3, 2, 3, 2, 3, 2, 3);
+    NI_SUM_LEVEL(v, 1, 1, 1, 1, 1, 1, 1, 1);
+#else
+#error "NI_VEC_LANES must be 16 (float) or 8 (double)"
+#endif
+    return v[0];
 }
 
 /* Unaligned vector loads and stores (memcpy: no aliasing or alignment assumptions; macros, as

@@ -6,7 +6,8 @@
  * initialisation from a keyed generator (rng.h); the forward pass, the probes, and one
  * epoch of plain full-batch gradient descent on L = 1/2 mean_i (f(x_i) - y_i)^2.
  * Precision float64 (default) or float32, from one source (net_impl.h, compiled twice).
- * Matrix products go through OpenBLAS (cblas); its thread count is set by the caller.
+ * The convolutions' matrix products go through OpenBLAS (cblas), its thread count set by the
+ * caller; dense products (a matrix times the two points) are vectorised kernels (net_impl.h).
  * Never: files, MPI, the ODE, printing.
  *
  * Networks (input and output width 1; biases present and zero at start; Xavier-normal
