@@ -14,6 +14,14 @@
 #include "net_private.h"
 #include "repsweep/status.h"
 
+/* Loops over arrays are compiled for AVX-512, x86-64-v3 (AVX2 with FMA) and the baseline,
+ * picked at load time (the library itself is built for the baseline, where GCC vectorises
+ * with 16-byte SSE or not at all). FMA contraction makes the baseline's rounding differ; see
+ * the README on reproducibility. */
+#ifndef NI_CLONES
+#define NI_CLONES __attribute__((target_clones("avx512f", "arch=x86-64-v3", "default")))
+#endif
+
 typedef struct {
     int conv;           /* 0: dense, 1: convolution */
     int in, out;        /* flattened widths */
@@ -87,6 +95,7 @@ static inline REAL NI(act_slope)(rs_activation kind, REAL z)
 
 /* a = act(z) and dz = g * act'(z) over n values; the switch sits outside the loops so that
  * the piecewise-linear cases vectorise. */
+NI_CLONES
 static void NI(act_array)(rs_activation kind, const REAL *restrict z, REAL *restrict a, size_t n)
 {
     switch (kind) {
@@ -104,6 +113,7 @@ static void NI(act_array)(rs_activation kind, const REAL *restrict z, REAL *rest
     }
 }
 
+NI_CLONES
 static void NI(act_backward)(rs_activation kind, const REAL *restrict z, const REAL *restrict g,
                              REAL *restrict dz, size_t n)
 {
@@ -137,6 +147,7 @@ static void NI(im2col)(const NI(layer) *L, const REAL *in, REAL *col)
                        (size_t)L->len_out * sizeof(REAL));
 }
 
+NI_CLONES
 static void NI(col2im_add)(const NI(layer) *L, const REAL *restrict dcol, REAL *restrict gin)
 {
     size_t n2 = 2 * (size_t)L->len_out;
@@ -164,7 +175,7 @@ static void NI(to_batched)(const NI(layer) *L, const REAL *z, REAL *zb)
  * bandwidth (13-15 GB/s for the forward product on these machines) and, for cache-resident
  * matrices such as the shallow net's, spends most of its time in call overhead.
  * GCC vector extensions (64-byte vectors: 8 doubles or 16 floats) keep them portable;
- * target_clones picks AVX-512, AVX2 or baseline code at load time. The summation order is fixed
+ * NI_CLONES picks AVX-512, AVX2 or baseline code at load time. The summation order is fixed
  * by the code, not by the CPU: a dot product's lane k sums the elements j = k mod LANES, then
  * the lanes are added pairwise (lanes_sum); W^T dz sums the rows in index order. */
 typedef REAL NI(vec) __attribute__((vector_size(64)));
@@ -244,7 +255,7 @@ __attribute__((always_inline)) static inline void NI(rows_dot2_block)(const REAL
 }
 
 /* Dense forward for both points: z_p = W in_p, reading each row of W once. */
-__attribute__((target_clones("avx512f", "avx2", "default")))
+NI_CLONES
 static void NI(rows_dot2)(const REAL *W, int out, int in, const REAL *a0, const REAL *a1,
                           REAL *z0, REAL *z1)
 {
@@ -309,7 +320,7 @@ __attribute__((always_inline)) static inline void NI(rows_backward_block)(const 
         }
 }
 
-__attribute__((target_clones("avx512f", "avx2", "default")))
+NI_CLONES
 static void NI(rows_backward)(const REAL *W, REAL *Wt, int out, int in, const REAL *dz0,
                               const REAL *dz1, const REAL *a0, const REAL *a1, REAL *g0,
                               REAL *g1, REAL alpha, REAL beta)
@@ -320,6 +331,34 @@ static void NI(rows_backward)(const REAL *W, REAL *Wt, int out, int in, const RE
                                 NI(rows_ahead)(i, out, in));
     if (i < out)
         NI(rows_backward_block)(W, Wt, i, out - i, in, dz0, dz1, a0, a1, g0, g1, alpha, beta, 0);
+}
+
+/* dst = src + c over n values */
+NI_CLONES
+static void NI(add_constant)(REAL *restrict dst, const REAL *restrict src, REAL c, int n)
+{
+    for (int t = 0; t < n; t++)
+        dst[t] = src[t] + c;
+}
+
+/* The sum of n values: lane k of a vector accumulator sums the elements i = k mod LANES of
+ * the whole vectors, the lanes are added as in lanes_sum, then the remaining elements in
+ * order (a serial sum's chain of dependent additions cost a fifth of the convolution net's
+ * backward pass). */
+NI_CLONES
+static REAL NI(sum)(const REAL *x, size_t n)
+{
+    NI(vec) acc = {0};
+    size_t i = 0;
+    for (; i + NI_LANES <= n; i += NI_LANES) {
+        NI(vec) v;
+        NI_LOAD(v, x + i);
+        acc += v;
+    }
+    REAL total = NI(lanes_sum)(acc);
+    for (; i < n; i++)
+        total += x[i];
+    return total;
 }
 
 /* z (2 x out) = map(in (2 x in)) + b */
@@ -337,12 +376,9 @@ static void NI(map_forward)(struct NI(engine) *e, const NI(layer) *L, const REAL
     GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, L->c_out, n2, ck, 1, L->W, ck, e->col, n2, 0,
          e->zb, n2);
     for (int p = 0; p < 2; p++)
-        for (int co = 0; co < L->c_out; co++) {
-            const REAL *src = e->zb + ((size_t)co * 2 + p) * L->len_out;
-            REAL *dst = z + (size_t)p * L->out + (size_t)co * L->len_out;
-            for (int t = 0; t < L->len_out; t++)
-                dst[t] = src[t] + L->b[co];
-        }
+        for (int co = 0; co < L->c_out; co++)
+            NI(add_constant)(z + (size_t)p * L->out + (size_t)co * L->len_out,
+                             e->zb + ((size_t)co * 2 + p) * L->len_out, L->b[co], L->len_out);
 }
 
 /* Backward through one map and its parameter step, fused so each weight is read from memory
@@ -372,12 +408,8 @@ static void NI(map_backward)(struct NI(engine) *e, const NI(layer) *L, const REA
     NI(im2col)(L, in, e->col);
     GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, L->c_out, ck, n2, alpha, e->zb, n2, e->col, n2,
          beta, Wt, ck);
-    for (int co = 0; co < L->c_out; co++) {
-        REAL sum = 0;
-        for (int t = 0; t < n2; t++)
-            sum += e->zb[(size_t)co * n2 + t];
-        bt[co] = beta * bt[co] + alpha * sum;
-    }
+    for (int co = 0; co < L->c_out; co++)
+        bt[co] = beta * bt[co] + alpha * NI(sum)(e->zb + (size_t)co * n2, (size_t)n2);
 }
 
 /* ---- the network ---- */
