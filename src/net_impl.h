@@ -180,7 +180,7 @@ static void NI(to_batched)(const NI(layer) *L, const REAL *z, REAL *zb)
  * the lanes are added pairwise (lanes_sum); W^T dz sums the rows in index order. */
 typedef REAL NI(vec) __attribute__((vector_size(64)));
 #define NI_LANES NI_VEC_LANES /* 64 / sizeof(REAL), set with REAL */
-/* rows handled together: each load of the input vectors serves four rows */
+/* rows the backward kernel handles together: each load of the inputs and of W^T dz serves four */
 #define NI_ROWS 4
 
 /* The sum of a vector's lanes as a pairwise tree (depth log2 LANES, not a serial chain of
@@ -213,57 +213,45 @@ __attribute__((always_inline)) static inline REAL NI(lanes_sum)(NI(vec) v)
 #define NI_LOAD(v, p) memcpy(&(v), (p), sizeof(v))
 #define NI_STORE(p, v) memcpy((p), &(v), sizeof(v))
 
-/* Software prefetch distance of the row kernels, in elements: `ahead` = the next block of
- * NI_ROWS rows (0 for the last block), so each 64-byte load of row i is paired with a
- * prefetch of the same columns of row i + NI_ROWS, about 8 KB (float32) or 16 KB (float64)
- * ahead. The hardware prefetcher alone kept these four interleaved row streams at 12-16 GB/s
- * (float32 default net, a third of a plain sequential read of the same bytes); with the
- * prefetch the forward product ran 1.3-1.8x faster in a microbenchmark on these machines. */
-static inline size_t NI(rows_ahead)(int i0, int out, int in)
-{
-    return i0 + 2 * NI_ROWS <= out ? (size_t)NI_ROWS * in : 0;
-}
-
-/* z_p[i] = W[i,:] . in_p for rows [i0, i0 + nr), nr <= NI_ROWS: one pass over the rows. */
-__attribute__((always_inline)) static inline void NI(rows_dot2_block)(const REAL *W, int i0, int nr, int in, const REAL *a0,
-                                       const REAL *a1, REAL *z0, REAL *z1, size_t ahead)
-{
-    NI(vec) s0[NI_ROWS] = {{0}}, s1[NI_ROWS] = {{0}};
-    REAL t0[NI_ROWS] = {0}, t1[NI_ROWS] = {0};
-    int j = 0;
-    for (; j + NI_LANES <= in; j += NI_LANES) {
-        NI(vec) x0, x1;
-        NI_LOAD(x0, a0 + j);
-        NI_LOAD(x1, a1 + j);
-        for (int r = 0; r < nr; r++) {
-            NI(vec) wv;
-            NI_LOAD(wv, W + (size_t)(i0 + r) * in + j);
-            __builtin_prefetch(W + (size_t)(i0 + r) * in + j + ahead, 0, 3);
-            s0[r] += wv * x0;
-            s1[r] += wv * x1;
-        }
-    }
-    for (int r = 0; r < nr; r++) {
-        const REAL *w = W + (size_t)(i0 + r) * in;
-        for (int jj = j; jj < in; jj++) {
-            t0[r] += w[jj] * a0[jj];
-            t1[r] += w[jj] * a1[jj];
-        }
-        z0[i0 + r] = t0[r] + NI(lanes_sum)(s0[r]);
-        z1[i0 + r] = t1[r] + NI(lanes_sum)(s1[r]);
-    }
-}
-
-/* Dense forward for both points: z_p = W in_p, reading each row of W once. */
+/* Dense forward for both points: z_p = W in_p, one row at a time, so that W is read as one
+ * sequential stream (which the hardware prefetcher serves best: reading four rows side by side,
+ * even with software prefetch, was 1.3-2x slower in a microbenchmark on these machines, from
+ * DRAM, L3 and L2 alike). Lane k of a row's accumulator sums the elements j = k mod LANES of
+ * the whole vectors; z = (the remaining elements, in order) + lanes_sum. */
 NI_CLONES
 static void NI(rows_dot2)(const REAL *W, int out, int in, const REAL *a0, const REAL *a1,
                           REAL *z0, REAL *z1)
 {
-    int i = 0;
-    for (; i + NI_ROWS <= out; i += NI_ROWS)
-        NI(rows_dot2_block)(W, i, NI_ROWS, in, a0, a1, z0, z1, NI(rows_ahead)(i, out, in));
-    if (i < out)
-        NI(rows_dot2_block)(W, i, out - i, in, a0, a1, z0, z1, 0);
+    for (int i = 0; i < out; i++) {
+        const REAL *w = W + (size_t)i * in;
+        NI(vec) s0 = {0}, s1 = {0};
+        REAL t0 = 0, t1 = 0;
+        int j = 0;
+        for (; j + NI_LANES <= in; j += NI_LANES) {
+            NI(vec) x0, x1, wv;
+            NI_LOAD(x0, a0 + j);
+            NI_LOAD(x1, a1 + j);
+            NI_LOAD(wv, w + j);
+            s0 += wv * x0;
+            s1 += wv * x1;
+        }
+        for (; j < in; j++) {
+            t0 += w[j] * a0[j];
+            t1 += w[j] * a1[j];
+        }
+        z0[i] = t0 + NI(lanes_sum)(s0);
+        z1[i] = t1 + NI(lanes_sum)(s1);
+    }
+}
+
+/* Software prefetch distance of the backward kernel, in elements: `ahead` = the next block of
+ * NI_ROWS rows (0 for the last block), so each 64-byte load of row i is paired with a
+ * prefetch of the same columns of row i + NI_ROWS, about 8 KB (float32) or 16 KB (float64)
+ * ahead. The hardware prefetcher alone kept these four interleaved row streams at 12-16 GB/s
+ * (float32 default net); with the prefetch the kernel ran ~1.8x faster on these machines. */
+static inline size_t NI(rows_ahead)(int i0, int out, int in)
+{
+    return i0 + 2 * NI_ROWS <= out ? (size_t)NI_ROWS * in : 0;
 }
 
 /* The dense backward step for rows [i0, i0 + nr), nr <= NI_ROWS, fused so that each weight is
