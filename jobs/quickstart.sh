@@ -18,6 +18,9 @@ bash "$root/src/bootstrap.sh"
 out=${1:-$root/results}
 mkdir -p "$out"
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
+# one BLAS thread per rank (what `run` uses by default); without this OpenBLAS starts a thread
+# per core in every rank when it loads, before `--threads` can say otherwise
+export OPENBLAS_NUM_THREADS=1
 
 # rank 0 schedules and writes; one worker rank per core
 ranks=$(( $(nproc) + 1 ))
