@@ -1,7 +1,8 @@
 /* net_impl.h — the precision-generic network engine, compiled twice: net_f64.c includes it
  * with REAL = double, net_f32.c with REAL = float (one source, no copied twins).
- * Before including, define REAL, NI(name) (suffixes a name), GEMM (cblas_dgemm or
- * cblas_sgemm). Everything here is static except the entry points named through NI().
+ * Before including, define REAL, NI_INT (an integer type of REAL's size), NI_VEC_LANES (REALs
+ * in 64 bytes), NI(name) (suffixes a name), GEMM (cblas_dgemm or cblas_sgemm). Everything
+ * here is static except the entry points named through NI().
  *
  * Layout: both data points are processed together; an activation of width n is a 2 x n
  * row-major matrix (row p = point p). Dense weights are (out x in) row-major; convolution
@@ -18,9 +19,7 @@
  * picked at load time (the library itself is built for the baseline, where GCC vectorises
  * with 16-byte SSE or not at all). FMA contraction makes the baseline's rounding differ; see
  * the README on reproducibility. */
-#ifndef NI_CLONES
 #define NI_CLONES __attribute__((target_clones("avx512f", "arch=x86-64-v3", "default")))
-#endif
 
 typedef struct {
     int conv;           /* 0: dense, 1: convolution */
@@ -180,6 +179,8 @@ static void NI(to_batched)(const NI(layer) *L, const REAL *z, REAL *zb)
  * the lanes are added pairwise (lanes_sum); W^T dz sums the rows in index order. */
 typedef REAL NI(vec) __attribute__((vector_size(64)));
 #define NI_LANES NI_VEC_LANES /* 64 / sizeof(REAL), set with REAL */
+_Static_assert(NI_VEC_LANES * sizeof(REAL) == 64 && sizeof(NI_INT) == sizeof(REAL),
+               "NI_VEC_LANES and NI_INT must match REAL");
 /* rows the backward kernel handles together: each load of the inputs and of W^T dz serves four */
 #define NI_ROWS 4
 
