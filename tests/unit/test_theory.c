@@ -299,6 +299,60 @@ static void test_loss(void)
     CHECK(rs_theory_loss(&q, rb, off, t, st) == Lt, "loss must not depend on rate_y");
 }
 
+/* Dense output: rs_theory_solve interpolates the outputs inside msbdf's steps (theory.c).
+ * Each output of a solve asked for every epoch is compared with a separate solve that ends
+ * at that epoch (its last output is where a step lands, not an interpolation). The two
+ * differ by the interpolation error plus the difference of two step sequences' global
+ * errors; each component's error is relative to its largest magnitude on the trajectory
+ * (w and, for the wrong sign, a cross 0). */
+static void test_dense_output(void)
+{
+    static const struct {
+        const char *name;
+        rs_theory_params p;
+        rs_theory_state s;
+        int epochs;
+    } cs[] = {
+        {"paper-like", {1e-3, 3e-2, 1.0, 0.5}, {2.3e-3, 3.5e-8, -1.3e-4}, 6000},
+        {"fast decoder", {5e-3, 5e-1, 1.0, 0.5}, {0.3, 0.05, -0.1}, 3000},
+        {"wrong sign A<0", {2e-3, 2e-3, 1.0, 0.3}, {1e-2, 5e-2, 0.1}, 6000},
+        {"lazy", {1e-4, 1e-4, 1.0, 0.5}, {4.6, 0.5, 0.2}, 6000},
+    };
+    enum { NMAX = 6001, PROBES = 24 };
+    double *times = malloc(NMAX * sizeof *times);
+    rs_theory_state *dense = malloc(NMAX * sizeof *dense);
+    rs_theory_solver *s = rs_theory_solver_alloc(1e-8);
+    for (size_t c = 0; c < sizeof cs / sizeof cs[0]; c++) {
+        const int n = cs[c].epochs + 1;
+        for (int i = 0; i < n; i++)
+            times[i] = i;
+        CHECK_OK(rs_theory_solve(s, &cs[c].p, cs[c].s, times, (size_t)n, dense));
+        double scale[3] = {0.0, 0.0, 0.0}, err[3] = {0.0, 0.0, 0.0};
+        for (int i = 0; i < n; i++) {
+            scale[0] = fmax(scale[0], fabs(dense[i].dh2));
+            scale[1] = fmax(scale[1], fabs(dense[i].dyhat2));
+            scale[2] = fmax(scale[2], fabs(dense[i].w));
+        }
+        for (int k = 1; k <= PROBES; k++) {
+            /* epochs spread over the run, off any regular pattern of the steps */
+            const int e = (int)((double)(n - 1) * k / (PROBES + 0.37));
+            const double two[2] = {0.0, (double)e};
+            rs_theory_state end[2];
+            CHECK_OK(rs_theory_solve(s, &cs[c].p, cs[c].s, two, 2, end));
+            err[0] = fmax(err[0], fabs(end[1].dh2 - dense[e].dh2) / scale[0]);
+            err[1] = fmax(err[1], fabs(end[1].dyhat2 - dense[e].dyhat2) / scale[1]);
+            err[2] = fmax(err[2], fabs(end[1].w - dense[e].w) / scale[2]);
+        }
+        printf("dense output %-15s max rel err vs landed solves: dh2 %.1e dyhat2 %.1e w %.1e "
+               "(limit 1e-6)\n", cs[c].name, err[0], err[1], err[2]);
+        CHECK(err[0] < 1e-6 && err[1] < 1e-6 && err[2] < 1e-6, "dense output off (%s)",
+              cs[c].name);
+    }
+    rs_theory_solver_free(s);
+    free(times);
+    free(dense);
+}
+
 /* Reuse: the same solve before and after a different one gives the same numbers. */
 static void test_reuse(void)
 {
@@ -375,6 +429,7 @@ int main(void)
     test_fixed_point();
     test_collapse();
     test_loss();
+    test_dense_output();
     test_reuse();
     test_invalid();
     return CHECK_REPORT("test_theory");
