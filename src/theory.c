@@ -58,17 +58,28 @@
 #define ABS_FRAC 1e-12
 #define TINY_ABS 1e-300
 
-/* Step cap per solve (gsl_odeiv2_driver_set_nmax; our loop counts over the whole solve):
- * a pathological rate pair fails with RS_E_ODE instead of hanging. A regular solve takes
- * about one step per output time plus at most a few thousand, so the cap is this plus
- * twice the number of output times. */
-#define MAX_STEPS_BASE 100000UL
+/* Step cap per solve (our loop counts): a pathological rate pair fails with RS_E_ODE
+ * instead of hanging. A regular solve takes a few hundred to a few thousand steps, however
+ * many output times it has (dense output, below). */
+#define MAX_STEPS 100000UL
+
+/* One end of a step for the dense output: the smooth state y, y' = f(y), y'' = J(y) f(y). */
+typedef struct {
+    double t;
+    double y[3], d1[3], d2[3];
+} knot;
+
+/* How the last dense solve ended. */
+enum { END_NONE, END_REACHED, END_COLLAPSED, END_FAILED };
 
 struct rs_theory_solver {
     gsl_odeiv2_system sys;
     gsl_odeiv2_driver *drv; /* owns the msbdf step, our control and the evolve object */
     rs_theory_params par;   /* parameters of the current solve; sys.params points here */
     double rel_tol;
+    knot *knots;            /* the last dense solve: its step ends, in time order */
+    size_t nknots, cap;
+    int end;                /* END_*: after the last knot, the limit (0,0,0) or a failure */
 };
 
 /* ---- the smooth form of Eq. 7 and its Jacobian ---- */
@@ -255,7 +266,6 @@ rs_theory_solver *rs_theory_solver_alloc(double rel_tol)
     gsl_odeiv2_control_free(s->drv->c);
     s->drv->c = c;
     gsl_odeiv2_control_set_driver(c, s->drv);
-    gsl_odeiv2_driver_set_nmax(s->drv, MAX_STEPS_BASE);
     return s;
 }
 
@@ -265,6 +275,7 @@ void rs_theory_solver_free(rs_theory_solver *s)
         return;
     if (s->drv)
         gsl_odeiv2_driver_free(s->drv);
+    free(s->knots);
     free(s);
 }
 
@@ -318,22 +329,10 @@ static double first_step(const rs_theory_solver *s, const double y[DIM], double 
     return rate > 0.0 ? fmin(1e-4 / rate, span) : span;
 }
 
-static void fill(rs_theory_state *out, size_t from, size_t n, rs_theory_state v)
-{
-    for (size_t i = from; i < n; i++)
-        out[i] = v;
-}
-
 static int state_finite(rs_theory_state x)
 {
     return isfinite(x.dh2) && isfinite(x.dyhat2) && isfinite(x.w);
 }
-
-/* One end of a step for the dense output: the smooth state y, y' = f(y), y'' = J(y) f(y). */
-typedef struct {
-    double t;
-    double y[DIM], d1[DIM], d2[DIM];
-} knot;
 
 static int knot_set(rs_theory_solver *s, double t, const double y[DIM], knot *k)
 {
@@ -347,6 +346,22 @@ static int knot_set(rs_theory_solver *s, double t, const double y[DIM], knot *k)
     for (int i = 0; i < DIM; i++)
         k->d2[i] = J[i * DIM] * k->d1[0] + J[i * DIM + 1] * k->d1[1] + J[i * DIM + 2] * k->d1[2];
     return GSL_SUCCESS;
+}
+
+/* Appends a knot (the array grows geometrically and is kept across solves). */
+static int knot_push(rs_theory_solver *s, double t, const double y[DIM])
+{
+    if (s->nknots == s->cap) {
+        const size_t cap = s->cap ? 2 * s->cap : 256;
+        knot *k = realloc(s->knots, cap * sizeof *k);
+        if (!k)
+            return GSL_ENOMEM;
+        s->knots = k, s->cap = cap;
+    }
+    const int st = knot_set(s, t, y, &s->knots[s->nknots]);
+    if (st == GSL_SUCCESS)
+        s->nknots++;
+    return st;
 }
 
 /* The quintic Hermite interpolant between knots k0 and k1 (matching y, y', y'' at both) at
@@ -369,6 +384,92 @@ static rs_theory_state hermite(const knot *k0, const knot *k1, double t)
     return from_smooth(y);
 }
 
+/* Dense output. GSL's odeiv2 steppers have no interpolation, and making every step land on
+ * an output time (a fit asks for all 6000 epochs of a run, where msbdf needs a few hundred
+ * steps) cost ~20x. So msbdf takes its own steps towards t_end, every step's end is kept as
+ * a knot, and a state inside a step comes from the quintic Hermite interpolant of the
+ * smooth state (a, p, q) between the step's ends, whose y' and y'' are analytic (rhs,
+ * jacobian). Its error, about h^6 |y^(6)| / 46080, is below the local error msbdf already
+ * accepted for the step (order <= 5; measured in test_theory against solves ending at each
+ * output). */
+int rs_theory_solve_dense(rs_theory_solver *s, const rs_theory_params *p, rs_theory_state init,
+                          double t0, double t_end)
+{
+    if (!s || !p || !params_ok(p) || !state_ok(init) || !isfinite(t0) || !isfinite(t_end) ||
+        !(t_end >= t0))
+        return RS_E_INVALID;
+    s->par = *p;
+    s->nknots = 0;
+    s->end = END_FAILED;
+    gsl_odeiv2_driver *d = s->drv;
+    gsl_odeiv2_driver_reset(d);
+    double y[DIM];
+    to_smooth(init, y);
+    set_tolerances(s, y);
+    if (knot_push(s, t0, y) != GSL_SUCCESS)
+        return s->nknots ? RS_E_ODE : RS_E_NOMEM;
+
+    /* Only identical targets collapse: with T > 0, a = 0 is crossed, not approached (Eq.
+     * 32-35: dh2 = 0 is a saddle), so only then is the floor a stopping point. */
+    const double floor_dh2 = p->target_gap2 > 0.0 ? -1.0 : fmax(FLOOR_ABS, FLOOR_REL * init.dh2);
+    double t = t0, h = first_step(s, y, t_end - t0);
+    for (unsigned long steps = 0; t < t_end; steps++) {
+        int st = steps < MAX_STEPS
+                     ? gsl_odeiv2_evolve_apply(d->e, d->c, d->s, &s->sys, &t, t_end, &h, y)
+                     : GSL_EMAXITER;
+        const rs_theory_state cur = from_smooth(y);
+        if (st == GSL_SUCCESS && !state_finite(cur))
+            st = GSL_EBADFUNC;
+        if (st == GSL_SUCCESS)
+            st = knot_push(s, t, y);
+        if (st != GSL_SUCCESS)
+            return st == GSL_ENOMEM ? RS_E_NOMEM : RS_E_ODE;
+        if (cur.dh2 <= floor_dh2) {
+            s->end = END_COLLAPSED;
+            return RS_S_COLLAPSED;
+        }
+    }
+    s->end = END_REACHED;
+    return RS_OK;
+}
+
+int rs_theory_dense_eval(const rs_theory_solver *s, const double *times, size_t n,
+                         rs_theory_state *out)
+{
+    if (!s || !times || !out || n == 0 || s->nknots == 0 || !times_ok(times, n) ||
+        times[0] < s->knots[0].t ||
+        (s->end == END_REACHED && times[n - 1] > s->knots[s->nknots - 1].t))
+        return RS_E_INVALID;
+    const knot *k = s->knots;
+    const size_t last = s->nknots - 1;
+    /* the first knot at or after times[0], by bisection; then a walk along the times */
+    size_t lo = 0, hi = last;
+    while (lo < hi) {
+        const size_t mid = lo + (hi - lo) / 2;
+        if (k[mid].t < times[0])
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    size_t j = lo;
+    int st = RS_OK;
+    for (size_t i = 0; i < n; i++) {
+        const double t = times[i];
+        while (j < last && k[j].t < t)
+            j++;
+        if (s->end == END_COLLAPSED && t >= k[last].t) {
+            out[i] = (rs_theory_state){0.0, 0.0, 0.0};
+            st = RS_S_COLLAPSED;
+        } else if (t > k[last].t) {
+            out[i] = from_smooth(k[last].y); /* after a failure: NaN-free, meaningless */
+            st = RS_E_ODE;
+        } else {
+            out[i] = k[j].t == t ? from_smooth(k[j].y) : hermite(&k[j - 1], &k[j], t);
+        }
+    }
+    return st;
+}
+
 int rs_theory_solve(rs_theory_solver *s, const rs_theory_params *p, rs_theory_state init,
                     const double *times, size_t n, rs_theory_state *out)
 {
@@ -378,58 +479,11 @@ int rs_theory_solve(rs_theory_solver *s, const rs_theory_params *p, rs_theory_st
     out[0] = init;
     if (n == 1)
         return RS_OK;
-
-    s->par = *p;
-    gsl_odeiv2_driver *d = s->drv;
-    gsl_odeiv2_driver_reset(d);
-    double y[DIM];
-    to_smooth(init, y);
-    set_tolerances(s, y);
-
-    /* Only identical targets collapse: with T > 0, a = 0 is crossed, not approached (Eq.
-     * 32-35: dh2 = 0 is a saddle), so only then is the floor a stopping point. */
-    const double floor_dh2 = p->target_gap2 > 0.0 ? -1.0 : fmax(FLOOR_ABS, FLOOR_REL * init.dh2);
-    const unsigned long max_steps = d->nmax + 2UL * (unsigned long)n;
-    const double t_end = times[n - 1];
-    double t = times[0];
-    double h = first_step(s, y, t_end - t);
-    unsigned long steps = 0;
-    knot k0, k1;
-    if (knot_set(s, t, y, &k0) != GSL_SUCCESS)
-        return RS_E_ODE;
-    size_t i = 1; /* the next output to fill */
-
-    /* Dense output. GSL's odeiv2 steppers have no interpolation, and making every step land
-     * on an output time (a fit asks for all 6000 epochs of a run, where msbdf needs a few
-     * hundred steps) cost ~20x. So msbdf takes its own steps towards t_end and the outputs
-     * inside a step come from the quintic Hermite interpolant of the smooth state (a, p, q)
-     * between the step's ends; y' and y'' there are analytic (rhs, jacobian). Its error,
-     * about h^6 |y^(6)| / 46080, is below the local error msbdf already accepted for the
-     * step (order <= 5; measured in test_theory against solves ending at each output). */
-    while (i < n) {
-        int st = steps++ < max_steps
-                     ? gsl_odeiv2_evolve_apply(d->e, d->c, d->s, &s->sys, &t, t_end, &h, y)
-                     : GSL_EMAXITER;
-        const rs_theory_state cur = from_smooth(y);
-        if (st == GSL_SUCCESS && state_finite(cur))
-            st = knot_set(s, t, y, &k1);
-        if (st != GSL_SUCCESS || !state_finite(cur)) {
-            fill(out, i, n, from_smooth(k0.y)); /* the last good state: NaN-free, meaningless */
-            return RS_E_ODE;
-        }
-        if (cur.dh2 <= floor_dh2) {
-            for (; i < n && times[i] < t; i++)
-                out[i] = hermite(&k0, &k1, times[i]);
-            fill(out, i, n, (rs_theory_state){0.0, 0.0, 0.0});
-            return RS_S_COLLAPSED;
-        }
-        for (; i < n && times[i] < t; i++)
-            out[i] = hermite(&k0, &k1, times[i]);
-        if (i < n && times[i] == t)
-            out[i++] = cur;
-        k0 = k1;
-    }
-    return RS_OK;
+    const int st = rs_theory_solve_dense(s, p, init, times[0], times[n - 1]);
+    if (st == RS_E_NOMEM || st == RS_E_INVALID)
+        return st;
+    const int ev = rs_theory_dense_eval(s, times + 1, n - 1, out + 1);
+    return ev == RS_OK ? st : ev;
 }
 
 /* ---- closed forms ---- */

@@ -53,9 +53,25 @@ void rs_theory_solver_free(rs_theory_solver *s);
  * strictly increasing). With target_gap2 > 0 there is no collapse: dh2 can touch 0 in finite
  * time and grow again (f2 - f1 of the wrong sign with A_high < 0: by Eq. 24 the decoder
  * factor cannot flip, so the representation does) and the solve continues through it.
- * Never returns NaN in out[]. */
+ * Never returns NaN in out[]. The cost hardly depends on n: states between the solver's
+ * steps are interpolated (rs_theory_solve_dense). */
 int rs_theory_solve(rs_theory_solver *s, const rs_theory_params *p, rs_theory_state init,
                     const double *times, size_t n, rs_theory_state *out);
+
+/* The same integration from `init` at t0 to t_end (>= t0), kept in the solver as a dense
+ * solution (the solver's steps and a quintic Hermite interpolant between them) for
+ * rs_theory_dense_eval, until the next solve. Returns RS_OK, RS_S_COLLAPSED (the solution
+ * ends at the collapse), RS_E_ODE (it ends at the failure), RS_E_NOMEM or RS_E_INVALID. */
+int rs_theory_solve_dense(rs_theory_solver *s, const rs_theory_params *p, rs_theory_state init,
+                          double t0, double t_end);
+
+/* The last dense solution at times[0..n) (strictly increasing, from t0 on) into out.
+ * Returns RS_OK; RS_S_COLLAPSED if some time is at or past a collapse (out holds (0, 0, 0)
+ * there); RS_E_ODE if some time is past a failure (out holds the last good state there);
+ * RS_E_INVALID for bad arguments, no solution, or a time before t0 or after a reached
+ * t_end. Never returns NaN in out[]. */
+int rs_theory_dense_eval(const rs_theory_solver *s, const double *times, size_t n,
+                         rs_theory_state *out);
 
 /* Eq. 11 and Eq. 10: the stable fixed point reached from `init`.
  * A_high = dh2(0) - (tau_y/tau_h) * input_gap2 * dyhat2(0)/dh2(0),
