@@ -5,9 +5,10 @@
  * (w - w_ode)^2, the ODE (Eq. 7) started from the measured epoch-0 values, over the
  * parameters x = (ln rate_h, ln rate_y). Steps:
  *  1. a coarse scan of a log-spaced grid of both rates (the authors' starting point), on a
- *     subsample of the epochs (below);
+ *     subsample of the epochs (below), one ODE solve per rate ratio (ratio_solve);
  *  2. a short Levenberg-Marquardt (gsl_multifit_nlinear, trust region) on the same
- *     subsample from several starts: the MAX_STARTS = 4 lowest cells of the grid, and the
+ *     subsample from several starts: the MAX_STARTS = 4 lowest cells of the grid at least
+ *     two grid steps apart (scan_starts), and the
  *     best point of a 1-D scan along the rate ratio that Eq. 24 gives directly (see
  *     invariant_log_ratio). The cost of a trajectory still far from its fixed point (e.g.
  *     f2 - f1 starting with the wrong sign) has a narrow valley along rate_h/rate_y ~ const
@@ -28,11 +29,12 @@
  * Numerical choices, each for a reason:
  *  - Steps 1-2 integrate only every sub-th fitted epoch, sub chosen so that at most
  *    SCAN_MAX_EPOCHS = 300 remain, at the relative tolerance SCAN_REL_TOL = 1e-6 (or
- *    opt->rel_tol if looser): they only have to find the right basin, and a solve costs
- *    about one solver step per output time plus the steps its tolerance needs. Step 3
- *    then starts next to the optimum and needs few (~10-20) full-resolution solves.
- *    Measured at n = 6000 (this machine, 2 cores, shared): 0.08-0.19 s per fit, of which
- *    the 289-cell scan is about half; ~450 ODE solves in all.
+ *    opt->rel_tol if looser): they only have to find the right basin. Step 3 then starts
+ *    next to the optimum and needs few (~5-10) full-resolution solves. A solve costs its
+ *    solver steps (a few hundred), whatever the number of epochs (theory.h: dense
+ *    output). Measured at n = 6000 (this machine, 2 cores, shared): 0.02-0.04 s per fit,
+ *    ~150 ODE solves (33 of them the scan's), against 0.08-0.19 s and ~450 solves when
+ *    every scan cell was a solve and every output epoch a solver step.
  *  - The Jacobian is by forward differences in x with step fd_step(rel_tol) ~ 1e-3, not
  *    GSL's ~1e-8: an adaptive ODE solution is only piecewise smooth in its parameters
  *    (jumps of the order of its tolerance when the step sequence changes), so the step
@@ -46,6 +48,11 @@
  *    rejects the step and shrinks. A collapse (RS_S_COLLAPSED) is a valid solution: its
  *    filled-in zeros are the true limit.
  *  - Rates are held at or above a floor 6 decades below the scan's range (rate_of).
+ *  - Levenberg's scaling (the identity) rather than GSL's default, Marquardt's (the
+ *    diagonal of J^T J): both parameters are log rates, so steps in them are comparable
+ *    as they are, while Marquardt's scaling lets a step run free along a direction the
+ *    data barely constrain (measured: a first step of +4000 in ln rate_y, from a rate_y
+ *    too slow to matter, into overflowing rates).
  *  - Levenberg-Marquardt stops, converged, when an accepted step lowers the cost by less
  *    than LM_COST_RTOL = 1e-6 of it (besides GSL's step and gradient tests). The solutions
  *    jump by ~rel_tol as the solver's step sequence changes with the rates, so the cost is
@@ -71,6 +78,7 @@
 #define SCAN_MAX_EPOCHS 300
 #define SCAN_REL_TOL 1e-6
 #define MAX_STARTS 4
+#define START_SEPARATION 2
 #define COARSE_XTOL 1e-4
 #define FAIL_RESIDUAL 1e3
 #define LM_XTOL 1e-8
@@ -295,27 +303,36 @@ static int scan_rates(rate_ctx *c, const rs_fit_options *o)
     return isfinite(lo) && hi - lo > 1e-12 * 3.0 * (double)c->coarse.k;
 }
 
-/* The starting cells: the MAX_STARTS lowest finite cells of the scan, lowest first. Not
+/* The starting cells: the MAX_STARTS lowest finite cells of the scan, lowest first, each at
+ * least START_SEPARATION grid steps (in rate_h or rate_y) from the ones before it. Not
  * just the lowest one, nor only local minima of the grid: the cost of a trajectory still
  * far from its fixed point (e.g. f2 - f1 starting with the wrong sign) has a narrow valley
  * along rate_h/rate_y ~ const holding several minima less than a grid step apart, and the
- * global one's basin may contain no grid minimum at all. */
+ * global one's basin may contain no grid minimum at all. Not adjacent cells: when one rate
+ * barely matters (rate_y too slow to move the decoder), the lowest cells line up along it
+ * as one flat valley, and four neighbours there are one start, not four (measured on
+ * random synthetic fits: with the four lowest cells 1 of 400 fits ended above the true
+ * rates' cost, in the flat valley; with separated cells none did). */
 static int scan_starts(const rate_ctx *c, const rs_fit_options *o, int start[MAX_STARTS])
 {
-    const int cells = o->scan_points * o->scan_points;
+    const int P = o->scan_points, cells = P * P;
     int n = 0;
-    for (int i = 0; i < cells; i++) {
-        const double v = c->scan_cost[i];
-        if (!isfinite(v))
-            continue;
-        int pos = n < MAX_STARTS ? n++ : MAX_STARTS; /* insertion into a sorted list */
-        while (pos > 0 && c->scan_cost[start[pos - 1]] > v) {
-            if (pos < MAX_STARTS)
-                start[pos] = start[pos - 1];
-            pos--;
+    while (n < MAX_STARTS) {
+        int best = -1;
+        for (int i = 0; i < cells; i++) {
+            if (!isfinite(c->scan_cost[i]) || (best >= 0 && !(c->scan_cost[i] < c->scan_cost[best])))
+                continue;
+            int apart = 1;
+            for (int k = 0; k < n && apart; k++) {
+                const int di = abs(i / P - start[k] / P), dj = abs(i % P - start[k] % P);
+                apart = (di > dj ? di : dj) >= START_SEPARATION;
+            }
+            if (apart)
+                best = i;
         }
-        if (pos < MAX_STARTS)
-            start[pos] = i;
+        if (best < 0)
+            break;
+        start[n++] = best;
     }
     return n;
 }
@@ -503,6 +520,7 @@ static int level_init(level *l, rate_ctx *c, size_t sub, double rel_tol)
                                         .n = 3 * l->k, .p = 2, .params = c};
     gsl_multifit_nlinear_parameters fp = gsl_multifit_nlinear_default_parameters();
     fp.trs = gsl_multifit_nlinear_trs_lm;
+    fp.scale = gsl_multifit_nlinear_scale_levenberg; /* see the top of the file */
     l->work = gsl_multifit_nlinear_alloc(gsl_multifit_nlinear_trust, &fp, 3 * l->k, 2);
     if (!l->solver || !l->times || !l->work)
         return RS_E_NOMEM;

@@ -343,8 +343,11 @@ static int knot_set(rs_theory_solver *s, double t, const double y[DIM], knot *k)
     if (rhs(t, y, k->d1, &s->par) != GSL_SUCCESS ||
         jacobian(t, y, J, dfdt, &s->par) != GSL_SUCCESS)
         return GSL_EBADFUNC;
-    for (int i = 0; i < DIM; i++)
+    for (int i = 0; i < DIM; i++) {
         k->d2[i] = J[i * DIM] * k->d1[0] + J[i * DIM + 1] * k->d1[1] + J[i * DIM + 2] * k->d1[2];
+        if (!isfinite(k->d1[i]) || !isfinite(k->d2[i]))
+            return GSL_EBADFUNC; /* overflowing rates: a failure, never a NaN output */
+    }
     return GSL_SUCCESS;
 }
 
@@ -406,8 +409,14 @@ int rs_theory_solve_dense(rs_theory_solver *s, const rs_theory_params *p, rs_the
     double y[DIM];
     to_smooth(init, y);
     set_tolerances(s, y);
-    if (knot_push(s, t0, y) != GSL_SUCCESS)
-        return s->nknots ? RS_E_ODE : RS_E_NOMEM;
+    const int st0 = knot_push(s, t0, y);
+    if (st0 == GSL_ENOMEM)
+        return RS_E_NOMEM;
+    if (st0 != GSL_SUCCESS) { /* derivatives overflow at the start: keep the state alone */
+        s->knots[0] = (knot){.t = t0, .y = {y[0], y[1], y[2]}};
+        s->nknots = 1;
+        return RS_E_ODE;
+    }
 
     /* Only identical targets collapse: with T > 0, a = 0 is crossed, not approached (Eq.
      * 32-35: dh2 = 0 is a saddle), so only then is the floor a stopping point. */
@@ -465,6 +474,10 @@ int rs_theory_dense_eval(const rs_theory_solver *s, const double *times, size_t 
             st = RS_E_ODE;
         } else {
             out[i] = k[j].t == t ? from_smooth(k[j].y) : hermite(&k[j - 1], &k[j], t);
+            if (!state_finite(out[i])) { /* the interpolant overflowed: a failure */
+                out[i] = from_smooth(k[j - 1].y);
+                st = RS_E_ODE;
+            }
         }
     }
     return st;
