@@ -629,26 +629,40 @@ static double loss_cost(const loss_ctx *c, double x, gsl_vector *f)
     return sum_sq(f->data, c->m);
 }
 
+/* The scaled cost at x = ln rate_ybar over every sub-th fitted epoch (the scan's subsample,
+ * as for the rates: at most SCAN_MAX_EPOCHS of them). */
+static double loss_scan_cost(const loss_ctx *c, double x, size_t sub)
+{
+    const double r = exp(x);
+    double cost = 0.0;
+    for (size_t k = 0; k < c->m; k += sub) {
+        const double t = (double)(k * c->stride);
+        const double model = c->half_off2 * exp(-2.0 * t * r) + c->base[k];
+        const double res = (c->loss[k * c->stride] - model) * c->inv_scale;
+        cost += res * res;
+    }
+    return cost;
+}
+
 /* A 1-D scan of ln rate_ybar (four points per step of the rate scan, i.e. eight per decade
- * by default, over the same range), then Levenberg-Marquardt (p = 1, analytic Jacobian).
- * A flat scan (spread below 1e-12 of m, the scaled cost of a zero model: the mean-output
- * term is too small to matter, e.g. ybar0_offset = 0) means there is nothing to fit. */
+ * by default, over the same range) on the scan's subsample of epochs, then
+ * Levenberg-Marquardt on every fitted epoch (p = 1, analytic Jacobian). A flat scan
+ * (spread below 1e-12 of the number of epochs scanned, the scaled cost of a zero model:
+ * the mean-output term is too small to matter, e.g. ybar0_offset = 0) means there is
+ * nothing to fit. */
 static int fit_loss_lm(loss_ctx *c, const rs_fit_options *o, double *x_out)
 {
     const int points = 4 * (o->scan_points - 1) + 1;
-    gsl_vector *f = gsl_vector_alloc(c->m);
-    if (!f)
-        return RS_E_NOMEM;
+    const size_t sub = (c->m + SCAN_MAX_EPOCHS - 1) / SCAN_MAX_EPOCHS, k = (c->m - 1) / sub + 1;
     double best = INFINITY, worst = -INFINITY, x0 = 0.0;
     for (int i = 0; i < points; i++) {
         const double x = M_LN10 * grid(o->log10_rate_min, o->log10_rate_max, points, i);
-        const double cost = loss_cost(c, x, f);
+        const double cost = loss_scan_cost(c, x, sub);
         if (cost < best)
             best = cost, x0 = x;
         worst = fmax(worst, cost);
     }
-    gsl_vector_free(f);
-    if (!isfinite(best) || !(worst - best > 1e-12 * (double)c->m))
+    if (!isfinite(best) || !(worst - best > 1e-12 * (double)k))
         return RS_S_FIT_FAILED;
 
     gsl_multifit_nlinear_fdf fdf = {0};
