@@ -4,7 +4,7 @@
  * (unweighted sum of squared differences over the recorded epochs, Eq. 49 with dt = 1
  * epoch), on the logarithms of the rates, with GSL's gsl_multifit_nlinear (trust region,
  * Levenberg-Marquardt); the ODE starts from the measured epoch-0 values; the starting
- * point is the best cell of a coarse log-spaced scan of both rates (what the authors did).
+ * points come from a coarse log-spaced scan of both rates (what the authors did).
  * Then 1/tau_ybar fitted the same way to the loss curve (Eq. 9) with the fitted ODE.
  * A failed fit is a status in the result, never an abort: callers must have turned GSL's
  * abort-on-error handler off (gsl_set_error_handler_off) — rs_fit_* do not touch global
@@ -50,8 +50,10 @@ void rs_fit_options_default(rs_fit_options *opt);
 
 /* Fit the rates to n epochs (epoch i at t = i) of measured dh2, dyhat2, w.
  * Needs n >= 3, at least 3 fitted epochs, dh2[0] > 0 and finite data; opt may be NULL
- * (defaults). The scan and a first, multi-start Levenberg-Marquardt stage (from the best
- * scan cells and from the rate ratio Eq. 24 gives) use every k-th fitted epoch (at most 300
+ * (defaults). The scan (one ODE solve per rate ratio: Eq. 7 depends on the rates only
+ * through rate_h/rate_y and rate_y t) and a first, multi-start Levenberg-Marquardt stage
+ * (from the four best scan cells at least two grid steps apart and from the rate ratio
+ * Eq. 24 gives) use every k-th fitted epoch (at most 300
  * of them) at a relative tolerance of max(rel_tol, 1e-6); the final Levenberg-Marquardt
  * stage uses every fitted epoch at rel_tol, and res->iterations, converged and status are
  * its. A flat scan cost (e.g. a trajectory sitting at a fixed point from epoch 0: no rate

@@ -4,7 +4,9 @@
  * (msbdf, a stiff multistep method with the analytic Jacobian) in an equivalent smooth form:
  * a = +-sqrt(dh2), p = dyhat2/dh2, q = (dyhat2 - w)/a obey a polynomial system with no
  * 1/dh2 singularity (derived in theory.c from Eq. 17 and 19, the assumptions of Eq. 7), so
- * trajectories on which dh2 touches 0 and recovers are integrated too; the stable fixed point
+ * trajectories on which dh2 touches 0 and recovers are integrated too; dense output (a
+ * quintic Hermite interpolant between the solver's steps, so a solve costs its steps, not
+ * its output times); the stable fixed point
  * (Eq. 10) with its terms A_high and A_low (Eq. 11); the exact identical-target solution
  * (Eq. 39-40, corrected: the exponent carries the rate, exp(-A_high t / tau_y)); and the
  * training loss (Eq. 9, corrected: the mean-output term decays with tau_ybar, not tau_y).
