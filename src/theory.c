@@ -66,7 +66,7 @@
 /* One end of a step for the dense output: the smooth state y, y' = f(y), y'' = J(y) f(y). */
 typedef struct {
     double t;
-    double y[3], d1[3], d2[3];
+    double y[DIM], d1[DIM], d2[DIM];
 } knot;
 
 /* How the last dense solve ended. */

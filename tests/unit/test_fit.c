@@ -34,20 +34,31 @@ static double cpu(void)
     return (double)clock() / CLOCKS_PER_SEC;
 }
 
+/* The theory at epochs 0..N-1 into out[N], solved at rel_tol; returns the solve's status. */
+static int solve_epochs(const rs_theory_params *p, rs_theory_state init, double rel_tol,
+                        rs_theory_state *out)
+{
+    double *times = malloc(N * sizeof *times);
+    rs_theory_solver *s = rs_theory_solver_alloc(rel_tol);
+    if (!times || !s)
+        abort();
+    for (int i = 0; i < N; i++)
+        times[i] = i;
+    const int st = rs_theory_solve(s, p, init, times, N, out);
+    rs_theory_solver_free(s);
+    free(times);
+    return st;
+}
+
 /* The theory's trajectory at epochs 0..N-1, and its loss (Eq. 9) with rate_ybar and
  * offset; 1% multiplicative Gaussian noise on every epoch but 0 if rng != NULL. */
 static int synth(const rs_theory_params *p, rs_theory_state init, double rate_ybar,
                  double offset, gsl_rng *rng, trajectory *tr)
 {
-    double *times = malloc(N * sizeof *times);
     rs_theory_state *out = malloc(N * sizeof *out);
-    if (!times || !out)
+    if (!out)
         abort();
-    for (int i = 0; i < N; i++)
-        times[i] = i;
-    rs_theory_solver *s = rs_theory_solver_alloc(1e-11);
-    int st = rs_theory_solve(s, p, init, times, N, out);
-    rs_theory_solver_free(s);
+    const int st = solve_epochs(p, init, 1e-11, out);
     for (int i = 0; i < N; i++) {
         double e[4] = {0.0, 0.0, 0.0, 0.0};
         for (int k = 0; k < 4 && rng && i > 0; k++)
@@ -55,9 +66,8 @@ static int synth(const rs_theory_params *p, rs_theory_state init, double rate_yb
         tr->dh2[i] = out[i].dh2 * (1.0 + e[0]);
         tr->dyhat2[i] = out[i].dyhat2 * (1.0 + e[1]);
         tr->w[i] = out[i].w * (1.0 + e[2]);
-        tr->loss[i] = rs_theory_loss(p, rate_ybar, offset, times[i], out[i]) * (1.0 + e[3]);
+        tr->loss[i] = rs_theory_loss(p, rate_ybar, offset, (double)i, out[i]) * (1.0 + e[3]);
     }
-    free(times);
     free(out);
     return st;
 }
@@ -161,14 +171,12 @@ static void test_loss_rate(gsl_rng *rng, trajectory *tr, const rs_fit_result *fi
     }
 }
 
-/* Eq. 49's cost (unscaled) of the rates in p against tr, from a fresh solve at 1e-10;
- * INFINITY if the solve fails. */
+/* Eq. 49's cost (unscaled) of the rates in p against tr, from a fresh solve at 1e-10 into
+ * out[N]; INFINITY if the solve fails. */
 static double cost_of(const rs_theory_params *p, rs_theory_state init, const trajectory *tr,
-                      const double *times, rs_theory_state *out)
+                      rs_theory_state *out)
 {
-    rs_theory_solver *s = rs_theory_solver_alloc(1e-10);
-    const int st = rs_theory_solve(s, p, init, times, N, out);
-    rs_theory_solver_free(s);
+    const int st = solve_epochs(p, init, 1e-10, out);
     if (st != RS_OK && st != RS_S_COLLAPSED)
         return INFINITY;
     double c = 0.0;
@@ -197,12 +205,9 @@ static void test_random_fits(trajectory *tr)
     enum { CASES = 200 };
     gsl_rng *rng = gsl_rng_alloc(gsl_rng_mt19937);
     gsl_rng_set(rng, 7UL);
-    double *times = malloc(N * sizeof *times);
     rs_theory_state *out = malloc(N * sizeof *out);
-    if (!times || !out)
+    if (!out)
         abort();
-    for (int i = 0; i < N; i++)
-        times[i] = i;
     int off = 0, above = 0, failed = 0;
     double worst_ratio = 0.0, seconds = 0.0;
     for (int c = 0; c < CASES; c++) {
@@ -220,8 +225,8 @@ static void test_random_fits(trajectory *tr)
         CHECK_OK(rs_fit_rates(tr->dh2, tr->dyhat2, tr->w, N, 1.0, 0.5, NULL, &r));
         seconds += now() - t0;
         const rs_theory_params q = {r.rate_h, r.rate_y, 1.0, 0.5};
-        const double truth = cost_of(&p, s0, tr, times, out);
-        const double got = r.status == RS_OK ? cost_of(&q, s0, tr, times, out) : INFINITY;
+        const double truth = cost_of(&p, s0, tr, out);
+        const double got = r.status == RS_OK ? cost_of(&q, s0, tr, out) : INFINITY;
         const double e = fmax(rel(r.rate_h, rh), rel(r.rate_y, ry));
         failed += r.status != RS_OK;
         above += !(got <= 1.001 * truth);
@@ -242,7 +247,6 @@ static void test_random_fits(trajectory *tr)
     CHECK(above <= 1 && failed == 0, "random fits: %d above the true cost, %d failed", above,
           failed);
     CHECK(off <= 4, "random fits: %d of %d with a rate > 2%% off", off, CASES);
-    free(times);
     free(out);
     gsl_rng_free(rng);
 }
