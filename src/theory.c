@@ -367,22 +367,41 @@ static int knot_push(rs_theory_solver *s, double t, const double y[DIM])
     return st;
 }
 
-/* The quintic Hermite interpolant between knots k0 and k1 (matching y, y', y'' at both) at
- * time t in [k0->t, k1->t]. With x = (t - t0)/h: y0 + h y0' x + h^2 y0''/2 x^2 + c3 x^3 +
- * c4 x^4 + c5 x^5, where c3..c5 solve the three conditions at x = 1. */
-static rs_theory_state hermite(const knot *k0, const knot *k1, double t)
+/* The quintic Hermite interpolant between knots k0 and k1 (matching y, y', y'' at both), as
+ * a polynomial in x = (t - t0)/h per component: y0 + h y0' x + h^2 y0''/2 x^2 + c3 x^3 +
+ * c4 x^4 + c5 x^5, where c3..c5 solve the three conditions at x = 1. Its coefficients are
+ * computed once per step and shared by the output times inside it (a fit reads ~20 epochs
+ * per step). */
+typedef struct {
+    double t0, inv_h;
+    double c[DIM][6]; /* c[i][m]: coefficient of x^m for component i */
+} hermite_poly;
+
+static void hermite_fit(const knot *k0, const knot *k1, hermite_poly *hp)
 {
-    const double h = k1->t - k0->t, x = (t - k0->t) / h;
-    double y[DIM];
+    const double h = k1->t - k0->t;
+    hp->t0 = k0->t;
+    hp->inv_h = 1.0 / h;
     for (int i = 0; i < DIM; i++) {
         const double a0 = k0->y[i], a1 = h * k0->d1[i], a2 = 0.5 * h * h * k0->d2[i];
         const double r0 = k1->y[i] - a0 - a1 - a2;       /* left over in y(1) */
         const double r1 = h * k1->d1[i] - a1 - 2.0 * a2; /* in y'(1) */
         const double r2 = h * h * k1->d2[i] - 2.0 * a2;  /* in y''(1) */
-        const double c3 = 10.0 * r0 - 4.0 * r1 + 0.5 * r2;
-        const double c4 = -15.0 * r0 + 7.0 * r1 - r2;
-        const double c5 = 6.0 * r0 - 3.0 * r1 + 0.5 * r2;
-        y[i] = a0 + x * (a1 + x * (a2 + x * (c3 + x * (c4 + x * c5))));
+        double *c = hp->c[i];
+        c[0] = a0, c[1] = a1, c[2] = a2;
+        c[3] = 10.0 * r0 - 4.0 * r1 + 0.5 * r2;
+        c[4] = -15.0 * r0 + 7.0 * r1 - r2;
+        c[5] = 6.0 * r0 - 3.0 * r1 + 0.5 * r2;
+    }
+}
+
+static rs_theory_state hermite_eval(const hermite_poly *hp, double t)
+{
+    const double x = (t - hp->t0) * hp->inv_h;
+    double y[DIM];
+    for (int i = 0; i < DIM; i++) {
+        const double *c = hp->c[i];
+        y[i] = c[0] + x * (c[1] + x * (c[2] + x * (c[3] + x * (c[4] + x * c[5]))));
     }
     return from_smooth(y);
 }
@@ -460,7 +479,8 @@ int rs_theory_dense_eval(const rs_theory_solver *s, const double *times, size_t 
         else
             hi = mid;
     }
-    size_t j = lo;
+    size_t j = lo, fitted = 0; /* hp is the interpolant of step (k[fitted-1], k[fitted]) */
+    hermite_poly hp = {0};
     int st = RS_OK;
     for (size_t i = 0; i < n; i++) {
         const double t = times[i];
@@ -473,7 +493,11 @@ int rs_theory_dense_eval(const rs_theory_solver *s, const double *times, size_t 
             out[i] = from_smooth(k[last].y); /* after a failure: NaN-free, meaningless */
             st = RS_E_ODE;
         } else {
-            out[i] = k[j].t == t ? from_smooth(k[j].y) : hermite(&k[j - 1], &k[j], t);
+            if (k[j].t != t && fitted != j) {
+                hermite_fit(&k[j - 1], &k[j], &hp);
+                fitted = j;
+            }
+            out[i] = k[j].t == t ? from_smooth(k[j].y) : hermite_eval(&hp, t);
             if (!state_finite(out[i])) { /* the interpolant overflowed: a failure */
                 out[i] = from_smooth(k[j - 1].y);
                 st = RS_E_ODE;
@@ -500,6 +524,20 @@ int rs_theory_solve(rs_theory_solver *s, const rs_theory_params *p, rs_theory_st
 }
 
 /* ---- closed forms ---- */
+
+/* Eq. 7 as written (theory.c's top comment). Its 1/dh2 terms stay finite on a solution:
+ * dyhat2/dh2 = p and (dyhat2 + w) w/dh2 = (2ap - q)(ap - q). */
+rs_theory_state rs_theory_rate_of_change(const rs_theory_params *p, rs_theory_state s)
+{
+    if (s.dh2 == 0.0)
+        return (rs_theory_state){0.0, 0.0, 0.0};
+    const double g = p->input_gap2, rh = p->rate_h, ry = p->rate_y;
+    return (rs_theory_state){
+        -rh * g * s.w,
+        -s.w * (ry * s.dh2 + rh * g * (s.dyhat2 / s.dh2)),
+        -0.5 * ry * (3.0 * s.w - s.dyhat2 + p->target_gap2) * s.dh2 -
+            0.5 * rh * g * (s.dyhat2 + s.w) * (s.w / s.dh2)};
+}
 
 void rs_theory_fixed_point(const rs_theory_params *p, rs_theory_state init, double *A_high,
                            double *A_low, double *dh2_final)

@@ -75,6 +75,13 @@ int rs_theory_solve_dense(rs_theory_solver *s, const rs_theory_params *p, rs_the
 int rs_theory_dense_eval(const rs_theory_solver *s, const double *times, size_t n,
                          rs_theory_state *out);
 
+/* Eq. 7's right side: the time derivative of (dh2, dyhat2, w) at state s. At dh2 == 0 (the
+ * collapse limit that rs_theory_solve fills in) it returns (0, 0, 0). The fit uses it for the
+ * derivative of a solution in ln rate_y: Eq. 7 depends on the rates only through
+ * rate_h/rate_y and rate_y t, so at a fixed rate_h/rate_y a solution's derivative in
+ * ln rate_y is t times this. */
+rs_theory_state rs_theory_rate_of_change(const rs_theory_params *p, rs_theory_state s);
+
 /* Eq. 11 and Eq. 10: the stable fixed point reached from `init`.
  * A_high = dh2(0) - (tau_y/tau_h) * input_gap2 * dyhat2(0)/dh2(0),
  * A_low  = sqrt(tau_y/tau_h) * ||x2-x1|| * ||y2-y1||,

@@ -359,6 +359,77 @@ static void test_dense_output(void)
     free(dense);
 }
 
+/* rs_theory_rate_of_change is Eq. 7 (eq7 above), and the identity the fit's Jacobian rests
+ * on: Eq. 7 depends on the rates only through rate_h/rate_y and rate_y t, so a solution's
+ * derivative in ln rate_y is minus its derivative in ln rate_h plus t d/dt. Derivatives in
+ * the log rates by central differences (step 1e-3) of solves at rel_tol 1e-11, compared
+ * at every 50th epoch relative to each component's largest |derivative| on the run. A
+ * dropped term (either one) gives errors of order 1. */
+static void test_rate_scaling(void)
+{
+    static const struct {
+        const char *name;
+        rs_theory_params p;
+        rs_theory_state s;
+    } cs[] = {
+        {"paper-like", {1e-3, 3e-2, 1.0, 0.5}, {2.3e-3, 3.5e-8, -1.3e-4}},
+        {"fast decoder", {5e-3, 5e-1, 1.0, 0.5}, {0.3, 0.05, -0.1}},
+        {"wrong sign A<0", {2e-3, 2e-3, 1.0, 0.3}, {1e-2, 5e-2, 0.1}},
+        {"identical targets", {3e-3, 1e-2, 1.0, 0.0}, {0.8, 0.3, 0.3}},
+    };
+    enum { N = 3001, EVERY = 50 };
+    const double d = 1e-3;
+    double times[N];
+    static rs_theory_state base[N], hp[N], hm[N], yp[N], ym[N];
+    for (int i = 0; i < N; i++)
+        times[i] = i;
+    rs_theory_solver *s = rs_theory_solver_alloc(1e-11);
+    double worst_eq7 = 0.0;
+    for (size_t c = 0; c < sizeof cs / sizeof cs[0]; c++) {
+        const rs_theory_params p = cs[c].p;
+        rs_theory_params ph = p, pm = p, qy = p, my = p;
+        ph.rate_h *= exp(d), pm.rate_h *= exp(-d), qy.rate_y *= exp(d), my.rate_y *= exp(-d);
+        CHECK_OK(rs_theory_solve(s, &p, cs[c].s, times, N, base));
+        CHECK_OK(rs_theory_solve(s, &ph, cs[c].s, times, N, hp));
+        CHECK_OK(rs_theory_solve(s, &pm, cs[c].s, times, N, hm));
+        CHECK_OK(rs_theory_solve(s, &qy, cs[c].s, times, N, yp));
+        CHECK_OK(rs_theory_solve(s, &my, cs[c].s, times, N, ym));
+        double scale[3] = {0.0, 0.0, 0.0}, err[3] = {0.0, 0.0, 0.0};
+        for (int i = 0; i < N; i += EVERY) {
+            const rs_theory_state r = rs_theory_rate_of_change(&p, base[i]);
+            double g[3];
+            eq7(&p, base[i], g);
+            const double rv[3] = {r.dh2, r.dyhat2, r.w};
+            const double sc = fabs(g[0]) + fabs(g[1]) + fabs(g[2]);
+            for (int k = 0; k < 3; k++)
+                worst_eq7 = fmax(worst_eq7, fabs(rv[k] - g[k]) / sc);
+            const double dy[3] = {(yp[i].dh2 - ym[i].dh2) / (2 * d),
+                                  (yp[i].dyhat2 - ym[i].dyhat2) / (2 * d),
+                                  (yp[i].w - ym[i].w) / (2 * d)};
+            const double dh[3] = {(hp[i].dh2 - hm[i].dh2) / (2 * d),
+                                  (hp[i].dyhat2 - hm[i].dyhat2) / (2 * d),
+                                  (hp[i].w - hm[i].w) / (2 * d)};
+            for (int k = 0; k < 3; k++) {
+                const double want = -dh[k] + times[i] * rv[k];
+                scale[k] = fmax(scale[k], fmax(fabs(dy[k]), fabs(times[i] * rv[k])));
+                err[k] = fmax(err[k], fabs(dy[k] - want));
+            }
+        }
+        for (int k = 0; k < 3; k++)
+            err[k] /= scale[k];
+        printf("d/d ln rate_y = -d/d ln rate_h + t d/dt, %-17s max rel err: dh2 %.1e "
+               "dyhat2 %.1e w %.1e (limit 1e-4)\n", cs[c].name, err[0], err[1], err[2]);
+        CHECK(err[0] < 1e-4 && err[1] < 1e-4 && err[2] < 1e-4, "rate scaling off (%s)",
+              cs[c].name);
+    }
+    const rs_theory_state z = rs_theory_rate_of_change(&cs[0].p, (rs_theory_state){0, 0, 0});
+    printf("rate of change vs Eq. 7: worst rel diff %.1e (limit 1e-14); at dh2 = 0: "
+           "(%g, %g, %g)\n", worst_eq7, z.dh2, z.dyhat2, z.w);
+    CHECK(worst_eq7 < 1e-14, "rs_theory_rate_of_change is not Eq. 7");
+    CHECK(z.dh2 == 0.0 && z.dyhat2 == 0.0 && z.w == 0.0, "rate of change at dh2 = 0");
+    rs_theory_solver_free(s);
+}
+
 /* Reuse: the same solve before and after a different one gives the same numbers. */
 static void test_reuse(void)
 {
@@ -436,6 +507,7 @@ int main(void)
     test_collapse();
     test_loss();
     test_dense_output();
+    test_rate_scaling();
     test_reuse();
     test_invalid();
     return CHECK_REPORT("test_theory");
