@@ -197,9 +197,13 @@ static double cost_of(const rs_theory_params *p, rs_theory_state init, const tra
  * those are counted and printed. Measured on this sample: the fit before dense output and
  * the ratio scan (~0.13 s per fit) ended 1 of 200 fits above the true cost (case 189, a
  * wrong-sign trajectory through dh2 ~ 0, whose cost is rugged: 1.74x) and had 3 with a
- * rate > 2% off; the current one (~0.02 s) has the same three cases, case 189 at 1.38x.
- * On two more seeds of a similar sample both versions had 0-1 fits above the true cost.
- * Allowed: 1 above, none failed, 4 off. */
+ * rate > 2% off; with dense output and the ratio scan (~0.02 s) case 189 was at 1.38x;
+ * with the one-solve Jacobian and merged starts (~0.012 s) no fit is above (worst 1.0000)
+ * and two rates are off (cases 77 and 107, both at a cost below the true rates'). On three
+ * more seeds of a similar sample the older versions had 0-1 fits above the true cost, the
+ * current one 0-1 (the one 5e-6 above). Allowed: none above, none failed, 4 off. A coarse
+ * stage that makes no progress (measured: a bug that left GSL's residual vector at 0)
+ * fails here with one fit 0.2% above. */
 static void test_random_fits(trajectory *tr)
 {
     enum { CASES = 200 };
@@ -241,10 +245,10 @@ static void test_random_fits(trajectory *tr)
     }
     printf("%s random fits: %d cases, %d with a cost > 0.1%% above the true rates', %d not ok, "
            "%d with a rate > 2%% off; worst cost ratio %.4f; mean %.3f s per fit\n",
-           above <= 1 && failed == 0 && off <= 4 ? "PASS" : "FAIL", CASES, above, failed, off,
+           above == 0 && failed == 0 && off <= 4 ? "PASS" : "FAIL", CASES, above, failed, off,
            worst_ratio,
            seconds / CASES);
-    CHECK(above <= 1 && failed == 0, "random fits: %d above the true cost, %d failed", above,
+    CHECK(above == 0 && failed == 0, "random fits: %d above the true cost, %d failed", above,
           failed);
     CHECK(off <= 4, "random fits: %d of %d with a rate > 2%% off", off, CASES);
     free(out);
