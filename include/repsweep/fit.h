@@ -55,8 +55,11 @@ void rs_fit_options_default(rs_fit_options *opt);
  * (from the four best scan cells at least two grid steps apart and from the rate ratio
  * Eq. 24 gives) use every k-th fitted epoch (at most 300 of them) at a relative tolerance
  * of max(rel_tol, 1e-6); the final Levenberg-Marquardt stage uses every fitted epoch at
- * rel_tol, and res->iterations, converged and status are its. A flat scan cost (e.g. a trajectory sitting at a fixed point from epoch 0: no rate
- * is identifiable) gives res->status = RS_S_FIT_FAILED. Fitted rates are at least
+ * rel_tol, and res->iterations, converged and status are its. A Jacobian costs one ODE
+ * solve (the ln rate_y column follows from the time scaling), and a first-stage run that
+ * reaches where an earlier start's run ended stops there. A flat scan cost (e.g. a
+ * trajectory sitting at a fixed point from epoch 0: no rate is identifiable) gives
+ * res->status = RS_S_FIT_FAILED. Fitted rates are at least
  * 10^(log10_rate_min - 6) (1e-12 per epoch by default): a rate the data do not constrain
  * (e.g. rate_h when dh2 moves against the theory's sign) comes back at that floor.
  * Returns RS_OK when `res` is filled (check res->status), RS_E_INVALID / RS_E_NOMEM
