@@ -32,8 +32,8 @@
  *    opt->rel_tol if looser): they only have to find the right basin. The scans (step 1
  *    and the ratio line) read their ~350 costs at every SCAN_EVERY = 3rd of those epochs:
  *    they rank points half a decade apart (measured: 5-7% less time per fit, the same
- *    outcomes on the random samples below and the same rates on four networks' runs). Step 3 then starts
- *    next to the optimum and needs few (~5-10) full-resolution solves. A solve costs its
+ *    outcomes on the random samples below and the same rates on four networks' runs).
+ *    Step 3 then starts next to the optimum and needs few (~5-10) full-resolution solves. A solve costs its
  *    solver steps (a few hundred), whatever the number of epochs (theory.h: dense
  *    output). Measured at n = 6000 (this machine, 2 cores, shared): 0.012-0.017 s per
  *    fit, ~90 ODE solves (33 of them the scan's), against 0.08-0.19 s and ~450 solves
@@ -175,12 +175,12 @@ typedef struct {
     rs_theory_state *model; /* m */
     double *scan_cost;      /* scan_points^2 */
     double *scaled_times;   /* scan.k: the scan's epochs times a rate (ratio_eval) */
-    gsl_vector *x_last;     /* FD cache: the last point f was evaluated at ... */
+    gsl_vector *x_last;     /* the last point lm_f or lm_df evaluated at ... */
     gsl_vector *f_last;     /* ... and its residuals (3m) */
     gsl_vector *f_work;     /* residuals at a perturbed point (3m) */
-    int have_last;
-    int model_is_last;      /* model holds the states at x_last (lm_df's time derivative) */
-    int model_ok;           /* ... and that solve succeeded */
+    int at_last;            /* f_last and model hold the residuals and states at x_last, on
+                             * the level in use (any other solve or a new run clears it) */
+    int model_ok;           /* the solve whose states model holds succeeded */
     double h_fd;
     double ln_floor;        /* ln of the smallest rate the model uses (see rate_of) */
     int ode_solves;
@@ -222,7 +222,7 @@ static double eval(rate_ctx *c, const level *l, const double x[2], double *f)
     c->ode_solves++;
     const int st = rs_theory_solve(l->solver, &p, c->init, l->times, l->k, c->model);
     c->model_ok = st == RS_OK || st == RS_S_COLLAPSED;
-    c->model_is_last = 0;
+    c->at_last = 0;
     return residuals(c, l, st, f);
 }
 
@@ -260,8 +260,7 @@ static void eval_last(rate_ctx *c, const gsl_vector *xv)
     const double x[2] = {gsl_vector_get(xv, 0), gsl_vector_get(xv, 1)};
     eval(c, c->lv, x, c->f_last->data);
     gsl_vector_memcpy(c->x_last, xv);
-    c->have_last = 1;
-    c->model_is_last = 1;
+    c->at_last = 1;
 }
 
 static int lm_f(const gsl_vector *xv, void *params, gsl_vector *f)
@@ -314,7 +313,7 @@ static int lm_df(const gsl_vector *xv, void *params, gsl_matrix *J)
 {
     rate_ctx *c = params;
     const double x0[2] = {gsl_vector_get(xv, 0), gsl_vector_get(xv, 1)};
-    if (!c->have_last || !c->model_is_last || gsl_vector_get(c->x_last, 0) != x0[0] ||
+    if (!c->at_last || gsl_vector_get(c->x_last, 0) != x0[0] ||
         gsl_vector_get(c->x_last, 1) != x0[1])
         eval_last(c, xv);
     if (x0[0] < c->ln_floor || x0[1] < c->ln_floor) {
@@ -429,7 +428,7 @@ static void run_lm(rate_ctx *c, level *l, const double x0[2], int max_iter, doub
                    const lm_out *ends, int nends, lm_out *out)
 {
     c->lv = l;
-    c->have_last = 0;
+    c->at_last = 0;
     gsl_vector_const_view xv = gsl_vector_const_view_array(x0, 2);
     const gsl_vector *f = gsl_multifit_nlinear_residual(l->work);
     const gsl_vector *xpos = gsl_multifit_nlinear_position(l->work);
