@@ -166,6 +166,7 @@ typedef struct {
     size_t stride, m;       /* epoch stride and number of fitted epochs */
     rs_theory_params par;
     rs_theory_state init;   /* measured epoch-0 values */
+    double data_norm;       /* sum over the fitted epochs of dh2^2 + dyhat2^2 + w^2 */
     double inv_scale;       /* 1 / RMS of the fitted data */
     level full;             /* every fitted epoch at opt->rel_tol */
     level coarse;           /* the scan's subsample at max(opt->rel_tol, SCAN_REL_TOL) */
@@ -476,12 +477,8 @@ static void final_loss(rate_ctx *c, const double x[2], rs_fit_result *res)
         res->fit_loss = res->fit_loss_rel = INFINITY;
         return;
     }
-    double norm = 0.0;
-    for (size_t j = 0; j < c->m; j++)
-        for (int q = 0; q < 3; q++)
-            norm += c->data[q][j * c->stride] * c->data[q][j * c->stride];
     res->fit_loss = cost / (c->inv_scale * c->inv_scale);
-    res->fit_loss_rel = res->fit_loss / norm;
+    res->fit_loss_rel = res->fit_loss / c->data_norm;
 }
 
 /* Eq. 24: dyhat2/dh2 - (rate_y/rate_h)/input_gap2 * dh2 is constant along any solution,
@@ -508,8 +505,8 @@ static double invariant_log_ratio(const rate_ctx *c)
 }
 
 /* The best point of a 1-D scan (four points per grid step, i.e. eight per decade by
- * default, over the scan's range of rate_h) along rate_y = rate_h * exp(log_ratio), on the
- * coarse level: one ratio solve. Returns 1 if finite. */
+ * default, over the scan's range of rate_h) along rate_y = rate_h * exp(log_ratio), at the
+ * scan's epochs: one ratio solve. Returns 1 if finite. */
 static int ratio_line_start(rate_ctx *c, const rs_fit_options *o, double log_ratio,
                             double x[2])
 {
@@ -637,11 +634,10 @@ static int rate_ctx_init(rate_ctx *c, const double *dh2, const double *dyhat2, c
     c->init = (rs_theory_state){dh2[0], dyhat2[0], w[0]};
     c->h_fd = fd_step(o->rel_tol);
     c->ln_floor = M_LN10 * fmax(o->log10_rate_min - 6.0, -100.0);
-    double norm = 0.0;
     for (size_t j = 0; j < c->m; j++)
         for (int q = 0; q < 3; q++)
-            norm += c->data[q][j * c->stride] * c->data[q][j * c->stride];
-    c->inv_scale = 1.0 / sqrt(norm / (3.0 * c->m));
+            c->data_norm += c->data[q][j * c->stride] * c->data[q][j * c->stride];
+    c->inv_scale = 1.0 / sqrt(c->data_norm / (3.0 * c->m));
     c->model = malloc(c->m * sizeof *c->model);
     c->scan_cost = malloc((size_t)o->scan_points * (size_t)o->scan_points * sizeof(double));
     c->scaled_times = malloc(c->m * sizeof *c->scaled_times);
