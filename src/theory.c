@@ -14,8 +14,9 @@
  *   a' = -rh g/2 (a p - q)
  *   p' = -ry a (a p - q)
  *   q' = -ry/2 a (a q - T)
- * and dh2 = a^2, dyhat2 = a^2 p, w = a (a p - q). This is what msbdf integrates, with its
- * analytic Jacobian. Why not Eq. 7 itself: Eq. 7 is singular at dh2 = 0 (its 1/dh2 terms),
+ * and dh2 = a^2, dyhat2 = a^2 p, w = a (a p - q). This is what is integrated (an explicit
+ * Runge-Kutta stepper, or msbdf with the analytic Jacobian where that is stiff; see
+ * rs_theory_solve_dense). Why not Eq. 7 itself: Eq. 7 is singular at dh2 = 0 (its 1/dh2 terms),
  * and trajectories of the theory reach dh2 = 0 in finite time: when A_high < 0 the decoder
  * factor cannot change sign (Eq. 24: p = (ry/rh)/g (dh2 - A_high) > 0), so an initial
  * output difference of the wrong sign (f2 - f1 opposite to y2 - y1; with small initial
@@ -42,6 +43,7 @@
 #include <float.h>
 #include <math.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include <gsl/gsl_errno.h>
 #include <gsl/gsl_odeiv2.h>
@@ -63,11 +65,23 @@
  * many output times it has (dense output, below). */
 #define MAX_STEPS 100000UL
 
+/* The explicit stepper tried before msbdf, and its step cap (see rs_theory_solve_dense). */
+#define EXPLICIT_STEPPER gsl_odeiv2_step_rkck
+#define EXPLICIT_MAX_STEPS 600UL
+
+/* Dense output: a step longer than HERMITE_MAX_H_RATE times the fastest relaxation time
+ * (1 / trace_rate) is interpolated linearly (see rs_theory_solve_dense). */
+#define HERMITE_MAX_H_RATE 20.0
+
 /* One end of a step for the dense output: the smooth state y, y' = f(y), y'' = J(y) f(y). */
 typedef struct {
     double t;
     double y[DIM], d1[DIM], d2[DIM];
 } knot;
+
+/* How a solve picks its stepper: by the estimate (the default), or, for the unit test,
+ * always trying the explicit one first, or msbdf alone. */
+enum { STEPPER_AUTO, STEPPER_EXPLICIT_FIRST, STEPPER_MSBDF };
 
 /* How the last dense solve ended. */
 enum { END_NONE, END_REACHED, END_COLLAPSED, END_FAILED };
@@ -75,6 +89,10 @@ enum { END_NONE, END_REACHED, END_COLLAPSED, END_FAILED };
 struct rs_theory_solver {
     gsl_odeiv2_system sys;
     gsl_odeiv2_driver *drv; /* owns the msbdf step, our control and the evolve object */
+    gsl_odeiv2_step *rk;    /* the explicit stepper tried first (rs_theory_solve_dense) */
+    gsl_odeiv2_evolve *rk_evolve;
+    int mode;               /* STEPPER_*: how the next solve picks its stepper */
+    int used_msbdf;         /* the last dense solve ended up with msbdf */
     rs_theory_params par;   /* parameters of the current solve; sys.params points here */
     double rel_tol;
     knot *knots;            /* the last dense solve: its step ends, in time order */
@@ -125,6 +143,8 @@ static int jacobian(double t, const double y[], double *dfdy, double dfdt[], voi
 /* Internal entry points for the unit test (not part of the public header). */
 int rs_theory_rhs_(const rs_theory_params *p, const double y[3], double f[3]);
 int rs_theory_jacobian_(const rs_theory_params *p, const double y[3], double dfdy[9]);
+void rs_theory_set_stepper_(rs_theory_solver *s, int mode);
+int rs_theory_used_msbdf_(const rs_theory_solver *s);
 
 int rs_theory_rhs_(const rs_theory_params *p, const double y[3], double f[3])
 {
@@ -135,6 +155,17 @@ int rs_theory_jacobian_(const rs_theory_params *p, const double y[3], double dfd
 {
     double dfdt[DIM];
     return jacobian(0.0, y, dfdy, dfdt, (void *)p);
+}
+
+/* mode: 0 by the estimate, 1 the explicit stepper first whatever the estimate, 2 msbdf */
+void rs_theory_set_stepper_(rs_theory_solver *s, int mode)
+{
+    s->mode = mode;
+}
+
+int rs_theory_used_msbdf_(const rs_theory_solver *s)
+{
+    return s->used_msbdf;
 }
 
 /* ---- a step-size controller with per-component absolute tolerances ---- */
@@ -255,7 +286,9 @@ rs_theory_solver *rs_theory_solver_alloc(double rel_tol)
     s->drv = gsl_odeiv2_driver_alloc_y_new(&s->sys, gsl_odeiv2_step_msbdf, 1e-6, TINY_ABS,
                                           rel_tol);
     gsl_odeiv2_control *c = gsl_odeiv2_control_alloc(&tol_type);
-    if (!s->drv || !c || !c->state) {
+    s->rk = gsl_odeiv2_step_alloc(EXPLICIT_STEPPER, DIM);
+    s->rk_evolve = gsl_odeiv2_evolve_alloc(DIM);
+    if (!s->drv || !c || !c->state || !s->rk || !s->rk_evolve) {
         if (c)
             gsl_odeiv2_control_free(c);
         rs_theory_solver_free(s);
@@ -275,6 +308,10 @@ void rs_theory_solver_free(rs_theory_solver *s)
         return;
     if (s->drv)
         gsl_odeiv2_driver_free(s->drv);
+    if (s->rk)
+        gsl_odeiv2_step_free(s->rk);
+    if (s->rk_evolve)
+        gsl_odeiv2_evolve_free(s->rk_evolve);
     free(s->knots);
     free(s);
 }
@@ -367,6 +404,13 @@ static int knot_push(rs_theory_solver *s, double t, const double y[DIM])
     return st;
 }
 
+/* -trace of the Jacobian at y: 1/2 rh g p + 3/2 ry a^2 (p = |v|^2 >= 0), the sum of its
+ * eigenvalues' magnitudes where they are real and negative, as near a fixed point. */
+static double trace_rate(const rs_theory_params *p, const double y[DIM])
+{
+    return 0.5 * p->rate_h * p->input_gap2 * fabs(y[1]) + 1.5 * p->rate_y * y[0] * y[0];
+}
+
 /* The quintic Hermite interpolant between knots k0 and k1 (matching y, y', y'' at both), as
  * a polynomial in x = (t - t0)/h per component: y0 + h y0' x + h^2 y0''/2 x^2 + c3 x^3 +
  * c4 x^4 + c5 x^5, where c3..c5 solve the three conditions at x = 1. Its coefficients are
@@ -377,11 +421,20 @@ typedef struct {
     double c[DIM][6]; /* c[i][m]: coefficient of x^m for component i */
 } hermite_poly;
 
-static void hermite_fit(const knot *k0, const knot *k1, hermite_poly *hp)
+static void hermite_fit(const rs_theory_params *p, const knot *k0, const knot *k1,
+                        hermite_poly *hp)
 {
     const double h = k1->t - k0->t;
     hp->t0 = k0->t;
     hp->inv_h = 1.0 / h;
+    if (h * fmax(trace_rate(p, k0->y), trace_rate(p, k1->y)) > HERMITE_MAX_H_RATE) {
+        for (int i = 0; i < DIM; i++) { /* a stiff step: the straight line between its ends */
+            double *c = hp->c[i];
+            c[0] = k0->y[i], c[1] = k1->y[i] - k0->y[i];
+            c[2] = c[3] = c[4] = c[5] = 0.0;
+        }
+        return;
+    }
     for (int i = 0; i < DIM; i++) {
         const double a0 = k0->y[i], a1 = h * k0->d1[i], a2 = 0.5 * h * h * k0->d2[i];
         const double r0 = k1->y[i] - a0 - a1 - a2;       /* left over in y(1) */
@@ -407,13 +460,71 @@ static rs_theory_state hermite_eval(const hermite_poly *hp, double t)
 }
 
 /* Dense output. GSL's odeiv2 steppers have no interpolation, and making every step land on
- * an output time (a fit asks for all 6000 epochs of a run, where msbdf needs a few hundred
- * steps) cost ~20x. So msbdf takes its own steps towards t_end, every step's end is kept as
- * a knot, and a state inside a step comes from the quintic Hermite interpolant of the
- * smooth state (a, p, q) between the step's ends, whose y' and y'' are analytic (rhs,
- * jacobian). Its error, about h^6 |y^(6)| / 46080, is below the local error msbdf already
- * accepted for the step (order <= 5; measured in test_theory against solves ending at each
- * output). */
+ * an output time (a fit asks for all 6000 epochs of a run, where the solver needs tens to a
+ * few hundred steps) cost ~20x. So the stepper takes its own steps towards t_end, every
+ * step's end is kept as a knot, and a state inside a step comes from the quintic Hermite
+ * interpolant of the smooth state (a, p, q) between the step's ends, whose y' and y'' are
+ * analytic (rhs, jacobian). Its error, about h^6 |y^(6)| / 46080, is below the local error
+ * the stepper already accepted for the step (order <= 5; measured in test_theory against
+ * solves ending at each output) -- except on a stiff step, h many times the fastest
+ * relaxation time 1/trace_rate: msbdf takes such steps near a fixed point (h up to 1e5
+ * times it), where h^2 y'' = h^2 J f amplifies the O(tol) leftover of a fast mode by
+ * (h lambda)^2 (measured: an excursion of 5e-4 in dyhat2 between two knots both within
+ * 1e-9 of the fixed point). A step longer than HERMITE_MAX_H_RATE relaxation times is
+ * interpolated by the straight line between its ends instead, which stays between them.
+ *
+ * Stepper. The system is stiff only for some rate pairs (the fit's scan covers rate ratios
+ * 1e-8..1e8), and GSL's msbdf costs ~0.4-0.8 us a step (Newton iterations on a 3 x 3 system
+ * through BLAS calls), where an explicit Runge-Kutta step costs ~0.1 us. Measured on a
+ * fitted narrow-net run (6000 epochs, rel_tol 1e-8): msbdf 113 us and 268 steps, rkck
+ * (Cash-Karp 4(5)) 9 us and 72 steps; and rkck's results are the more accurate ones
+ * (test_theory's stepper cases against msbdf at 1e-12: e.g. 1.5e-8 against msbdf's 3.4e-7
+ * on the paper-like case at 1e-8). So a solve
+ * tries EXPLICIT_STEPPER first, unless explicit_steps estimates that stability alone would
+ * need more than half of EXPLICIT_MAX_STEPS, and starts again with msbdf if the explicit
+ * stepper runs out of steps or fails. rkck rather than rk8pd: its steps (order 5) suit
+ * the quintic interpolant; rk8pd's are ~2.5x longer and would need a step limit for it. */
+/* Steps from (t0, y) towards t_end with `step` and `e` (the control is the driver's),
+ * pushing every step's end as a knot after the first (already pushed). Returns RS_OK,
+ * RS_S_COLLAPSED (dh2 reached floor_dh2), RS_E_ODE, RS_E_NOMEM, or RS_S_NOT_CONVERGED
+ * when max_steps were not enough. */
+static int integrate(rs_theory_solver *s, gsl_odeiv2_step *step, gsl_odeiv2_evolve *e,
+                     unsigned long max_steps, double t0, double t_end, double y[DIM],
+                     double floor_dh2)
+{
+    double t = t0, h = first_step(s, y, t_end - t0);
+    for (unsigned long steps = 0; t < t_end; steps++) {
+        if (steps == max_steps)
+            return RS_S_NOT_CONVERGED;
+        int st = gsl_odeiv2_evolve_apply(e, s->drv->c, step, &s->sys, &t, t_end, &h, y);
+        const rs_theory_state cur = from_smooth(y);
+        if (st == GSL_SUCCESS && !state_finite(cur))
+            st = GSL_EBADFUNC;
+        if (st == GSL_SUCCESS)
+            st = knot_push(s, t, y);
+        if (st != GSL_SUCCESS)
+            return st == GSL_ENOMEM ? RS_E_NOMEM : RS_E_ODE;
+        if (cur.dh2 <= floor_dh2)
+            return RS_S_COLLAPSED;
+    }
+    return RS_OK;
+}
+
+/* An estimate of the steps an explicit method needs from y0 to t_end when stability, not
+ * accuracy, limits them (|h lambda| <~ 3): the larger of the trace rates at the start and at
+ * Eq. 10's fixed point (w = 0: a^2 = dh2, p = T/dh2), times the span, over 3. */
+static double explicit_steps(const rs_theory_params *p, rs_theory_state init,
+                             const double y0[DIM], double span)
+{
+    double rate = trace_rate(p, y0), A_high, A_low, dh2_end;
+    rs_theory_fixed_point(p, init, &A_high, &A_low, &dh2_end);
+    if (p->target_gap2 > 0.0 && dh2_end > 0.0 && isfinite(dh2_end)) {
+        const double y_end[DIM] = {sqrt(dh2_end), p->target_gap2 / dh2_end, 0.0};
+        rate = fmax(rate, trace_rate(p, y_end));
+    }
+    return rate * span / 3.0;
+}
+
 int rs_theory_solve_dense(rs_theory_solver *s, const rs_theory_params *p, rs_theory_state init,
                           double t0, double t_end)
 {
@@ -423,16 +534,14 @@ int rs_theory_solve_dense(rs_theory_solver *s, const rs_theory_params *p, rs_the
     s->par = *p;
     s->nknots = 0;
     s->end = END_FAILED;
-    gsl_odeiv2_driver *d = s->drv;
-    gsl_odeiv2_driver_reset(d);
-    double y[DIM];
-    to_smooth(init, y);
-    set_tolerances(s, y);
-    const int st0 = knot_push(s, t0, y);
+    double y0[DIM], y[DIM];
+    to_smooth(init, y0);
+    set_tolerances(s, y0);
+    const int st0 = knot_push(s, t0, y0);
     if (st0 == GSL_ENOMEM)
         return RS_E_NOMEM;
     if (st0 != GSL_SUCCESS) { /* derivatives overflow at the start: keep the state alone */
-        s->knots[0] = (knot){.t = t0, .y = {y[0], y[1], y[2]}};
+        s->knots[0] = (knot){.t = t0, .y = {y0[0], y0[1], y0[2]}};
         s->nknots = 1;
         return RS_E_ODE;
     }
@@ -440,25 +549,27 @@ int rs_theory_solve_dense(rs_theory_solver *s, const rs_theory_params *p, rs_the
     /* Only identical targets collapse: with T > 0, a = 0 is crossed, not approached (Eq.
      * 32-35: dh2 = 0 is a saddle), so only then is the floor a stopping point. */
     const double floor_dh2 = p->target_gap2 > 0.0 ? -1.0 : fmax(FLOOR_ABS, FLOOR_REL * init.dh2);
-    double t = t0, h = first_step(s, y, t_end - t0);
-    for (unsigned long steps = 0; t < t_end; steps++) {
-        int st = steps < MAX_STEPS
-                     ? gsl_odeiv2_evolve_apply(d->e, d->c, d->s, &s->sys, &t, t_end, &h, y)
-                     : GSL_EMAXITER;
-        const rs_theory_state cur = from_smooth(y);
-        if (st == GSL_SUCCESS && !state_finite(cur))
-            st = GSL_EBADFUNC;
-        if (st == GSL_SUCCESS)
-            st = knot_push(s, t, y);
-        if (st != GSL_SUCCESS)
-            return st == GSL_ENOMEM ? RS_E_NOMEM : RS_E_ODE;
-        if (cur.dh2 <= floor_dh2) {
-            s->end = END_COLLAPSED;
-            return RS_S_COLLAPSED;
-        }
+    int st = RS_S_NOT_CONVERGED;
+    s->used_msbdf = 0;
+    if (s->mode == STEPPER_EXPLICIT_FIRST ||
+        (s->mode == STEPPER_AUTO &&
+         explicit_steps(p, init, y0, t_end - t0) < 0.5 * EXPLICIT_MAX_STEPS)) {
+        memcpy(y, y0, sizeof y);
+        gsl_odeiv2_step_reset(s->rk);
+        gsl_odeiv2_evolve_reset(s->rk_evolve);
+        st = integrate(s, s->rk, s->rk_evolve, EXPLICIT_MAX_STEPS, t0, t_end, y, floor_dh2);
     }
-    s->end = END_REACHED;
-    return RS_OK;
+    if (st == RS_S_NOT_CONVERGED || st == RS_E_ODE) { /* stiff: msbdf from the start */
+        s->used_msbdf = 1;
+        s->nknots = 1;
+        memcpy(y, y0, sizeof y);
+        gsl_odeiv2_driver_reset(s->drv);
+        st = integrate(s, s->drv->s, s->drv->e, MAX_STEPS, t0, t_end, y, floor_dh2);
+        if (st == RS_S_NOT_CONVERGED)
+            st = RS_E_ODE;
+    }
+    s->end = st == RS_OK ? END_REACHED : st == RS_S_COLLAPSED ? END_COLLAPSED : END_FAILED;
+    return st;
 }
 
 int rs_theory_dense_eval(const rs_theory_solver *s, const double *times, size_t n,
@@ -494,7 +605,7 @@ int rs_theory_dense_eval(const rs_theory_solver *s, const double *times, size_t 
             st = RS_E_ODE;
         } else {
             if (k[j].t != t && fitted != j) {
-                hermite_fit(&k[j - 1], &k[j], &hp);
+                hermite_fit(&s->par, &k[j - 1], &k[j], &hp);
                 fitted = j;
             }
             out[i] = k[j].t == t ? from_smooth(k[j].y) : hermite_eval(&hp, t);

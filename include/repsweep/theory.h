@@ -1,7 +1,9 @@
 /* theory.h — the effective theory of the two-point interaction (van Rossem & Saxe 2024).
  *
  * Owns: the 3-variable ODE of Eq. 7 in (dh2, dyhat2, w), integrated with GSL's gsl_odeiv2
- * (msbdf, a stiff multistep method with the analytic Jacobian) in an equivalent smooth form:
+ * (an explicit Runge-Kutta stepper, rkck, where the rates make it cheap; msbdf, a stiff
+ * multistep method with the analytic Jacobian, where they make it stiff or rkck gives up)
+ * in an equivalent smooth form:
  * a = +-sqrt(dh2), p = dyhat2/dh2, q = (dyhat2 - w)/a obey a polynomial system with no
  * 1/dh2 singularity (derived in theory.c from Eq. 17 and 19, the assumptions of Eq. 7), so
  * trajectories on which dh2 touches 0 and recovers are integrated too; dense output (a

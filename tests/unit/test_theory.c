@@ -14,6 +14,8 @@
 /* Internal entry points of theory.c, exposed for this test only. */
 int rs_theory_rhs_(const rs_theory_params *p, const double y[3], double f[3]);
 int rs_theory_jacobian_(const rs_theory_params *p, const double y[3], double dfdy[9]);
+void rs_theory_set_stepper_(rs_theory_solver *s, int mode);
+int rs_theory_used_msbdf_(const rs_theory_solver *s);
 
 static int all_finite(const rs_theory_state *o, size_t n)
 {
@@ -496,6 +498,75 @@ static void test_invalid(void)
     rs_theory_solver_free(NULL);
 }
 
+/* The stepper choice (theory.c, rs_theory_solve_dense): an explicit Runge-Kutta stepper
+ * where the estimate says the problem is not stiff, msbdf where it is or where the explicit
+ * one runs out of steps. Each solve at rel_tol 1e-8 is compared with msbdf alone at 1e-12
+ * (each component relative to its largest magnitude, as in test_dense_output); msbdf alone
+ * at 1e-8 is printed beside it. The scan cases are cells of the fit's rate scan (theory
+ * time s = rate_y t, rate_y = 1). expect[m]: 1 if msbdf should end up doing the solve, by
+ * the estimate (m = 0) and with the explicit stepper tried first (m = 1). */
+static void test_stepper_choice(void)
+{
+    static const struct {
+        const char *name;
+        rs_theory_params p;
+        rs_theory_state s;
+        double t_end;
+        int expect[2];
+    } cs[] = {
+        {"paper-like", {1e-3, 3e-2, 1.0, 0.5}, {2.3e-3, 3.5e-8, -1.3e-4}, 6000, {0, 0}},
+        {"fast decoder", {5e-3, 5e-1, 1.0, 0.5}, {0.3, 0.05, -0.1}, 3000, {0, 0}},
+        {"wrong sign A<0", {2e-3, 2e-3, 1.0, 0.3}, {1e-2, 5e-2, 0.1}, 6000, {0, 0}},
+        {"identical targets", {2e-3, 3e-2, 1.0, 0.0}, {0.01, 0.002, 0.002}, 6000, {0, 0}},
+        /* the estimate (rates at the start and at Eq. 10's fixed point) is conservative:
+         * this one the explicit stepper finishes when made to try */
+        {"scan, ratio 1e-8", {1e-8, 1.0, 1.0, 0.5}, {2.3e-3, 3.5e-6, -1.1e-4}, 6e5, {1, 0}},
+        {"scan, ratio 1e6", {1e6, 1.0, 1.0, 0.5}, {2.3e-3, 3.5e-6, -1.1e-4}, 0.6, {0, 0}},
+        /* stiff: decoder relaxation ~1.5 per unit of s against an encoder rate of 1e-8 over
+         * s = 6e5; tried first, the explicit stepper hits its step cap and msbdf takes over */
+        {"stiff", {1e-8, 1.0, 1.0, 0.5}, {1.0, 0.4, 0.1}, 6e5, {1, 1}},
+    };
+    enum { NOUT = 301 };
+    double times[NOUT];
+    rs_theory_state ref[NOUT], out[NOUT];
+    rs_theory_solver *s = rs_theory_solver_alloc(1e-8), *fine = rs_theory_solver_alloc(1e-12);
+    rs_theory_set_stepper_(fine, 2);
+    for (size_t c = 0; c < sizeof cs / sizeof cs[0]; c++) {
+        for (int i = 0; i < NOUT; i++)
+            times[i] = cs[c].t_end * i / (NOUT - 1);
+        CHECK_OK(rs_theory_solve(fine, &cs[c].p, cs[c].s, times, NOUT, ref));
+        double scale[3] = {0.0, 0.0, 0.0}, err[3];
+        for (int i = 0; i < NOUT; i++) {
+            scale[0] = fmax(scale[0], fabs(ref[i].dh2));
+            scale[1] = fmax(scale[1], fabs(ref[i].dyhat2));
+            scale[2] = fmax(scale[2], fabs(ref[i].w));
+        }
+        int used[2];
+        for (int mode = 0; mode <= 2; mode++) { /* by the estimate, explicit first, msbdf */
+            rs_theory_set_stepper_(s, mode);
+            CHECK_OK(rs_theory_solve(s, &cs[c].p, cs[c].s, times, NOUT, out));
+            err[mode] = 0.0;
+            for (int i = 0; i < NOUT; i++) {
+                err[mode] = fmax(err[mode], fabs(out[i].dh2 - ref[i].dh2) / scale[0]);
+                err[mode] = fmax(err[mode], fabs(out[i].dyhat2 - ref[i].dyhat2) / scale[1]);
+                err[mode] = fmax(err[mode], fabs(out[i].w - ref[i].w) / scale[2]);
+            }
+            if (mode < 2)
+                used[mode] = rs_theory_used_msbdf_(s);
+        }
+        printf("stepper %-17s by the estimate: %-8s (max rel err %.1e); explicit first: %-8s "
+               "(%.1e); msbdf alone %.1e (limit 1e-5)\n",
+               cs[c].name, used[0] ? "msbdf" : "explicit", err[0],
+               used[1] ? "msbdf" : "explicit", err[1], err[2]);
+        CHECK(err[0] < 1e-5 && err[1] < 1e-5, "%s: off the reference", cs[c].name);
+        CHECK(used[0] == cs[c].expect[0] && used[1] == cs[c].expect[1],
+              "%s: stepper taken (%d, %d), expected (%d, %d)", cs[c].name, used[0], used[1],
+              cs[c].expect[0], cs[c].expect[1]);
+    }
+    rs_theory_solver_free(s);
+    rs_theory_solver_free(fine);
+}
+
 int main(void)
 {
     gsl_set_error_handler_off();
@@ -507,6 +578,7 @@ int main(void)
     test_collapse();
     test_loss();
     test_dense_output();
+    test_stepper_choice();
     test_rate_scaling();
     test_reuse();
     test_invalid();
