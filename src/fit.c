@@ -30,14 +30,16 @@
  *  - Steps 1-2 integrate only every sub-th fitted epoch, sub chosen so that at most
  *    SCAN_MAX_EPOCHS = 300 remain, at the relative tolerance SCAN_REL_TOL = 1e-6 (or
  *    opt->rel_tol if looser): they only have to find the right basin. The scans (step 1
- *    and the ratio line) read their ~350 costs at every SCAN_EVERY = 3rd of those epochs:
- *    they rank points half a decade apart (measured: 5-7% less time per fit, the same
- *    outcomes on the random samples below and the same rates on four networks' runs).
- *    Step 3 then starts next to the optimum and needs few (~5-10) full-resolution solves. A solve costs its
- *    solver steps (a few hundred), whatever the number of epochs (theory.h: dense
- *    output). Measured at n = 6000 (this machine, 2 cores, shared): 0.012-0.017 s per
- *    fit, ~90 ODE solves (33 of them the scan's), against 0.08-0.19 s and ~450 solves
- *    when every scan cell was a solve, every output epoch a solver step and every
+ *    and the ratio line) read their ~350 costs at every SCAN_EVERY = 3rd of those epochs,
+ *    from solves at SCAN_RANK_TOL = 1e-4: they rank points half a decade apart (measured:
+ *    SCAN_EVERY 5-7% less time per fit; SCAN_RANK_TOL ~20% less; with each, the same
+ *    outcomes on the random samples below and the same rates to 9 digits on four networks'
+ *    runs). Step 3 then starts next to the optimum and needs few (~5-10) full-resolution
+ *    solves. A solve costs its solver steps (tens to a few hundred), whatever the number
+ *    of epochs (theory.h: dense output). Measured at n = 6000 (this machine, 2 cores,
+ *    shared): 5-7 ms per fit, ~90 ODE solves (33 of them the scan's, most of those stiff,
+ *    i.e. msbdf's), against 11-19 ms with msbdf for every solve, and 0.08-0.19 s with ~450
+ *    solves when every scan cell was a solve, every output epoch a solver step and every
  *    Jacobian two solves.
  *  - The Jacobian costs one ODE solve. Its ln rate_h column is a forward difference with
  *    step fd_step(rel_tol) ~ 1e-3, not GSL's ~1e-8: an adaptive ODE solution is only
@@ -92,6 +94,7 @@
 #define SCAN_MAX_EPOCHS 300
 #define SCAN_REL_TOL 1e-6
 #define SCAN_EVERY 3
+#define SCAN_RANK_TOL 1e-4
 #define MAX_STARTS 4
 #define START_SEPARATION 2
 #define COARSE_XTOL 1e-4
@@ -170,8 +173,8 @@ typedef struct {
     double inv_scale;       /* 1 / RMS of the fitted data */
     level full;             /* every fitted epoch at opt->rel_tol */
     level coarse;           /* the scan's subsample at max(opt->rel_tol, SCAN_REL_TOL) */
-    level scan;             /* every SCAN_EVERY-th coarse epoch, on coarse's solver (no
-                             * workspace): where the scans read their costs */
+    level scan;             /* every SCAN_EVERY-th coarse epoch at max(opt->rel_tol,
+                             * SCAN_RANK_TOL), no workspace: where the scans read costs */
     const level *lv;        /* the level the least-squares callbacks work on */
     rs_theory_state *model; /* m */
     double *scan_cost;      /* scan_points^2 */
@@ -230,7 +233,7 @@ static double eval(rate_ctx *c, const level *l, const double x[2], double *f)
 /* Eq. 7 depends on the rates only through rate_h/rate_y and the time rate_y t: in
  * s = rate_y t it is the system with rates (rate_h/rate_y, 1). So all rate pairs of one
  * ratio are one dense solve in s (to the largest rate_y's last epoch), read at
- * s = rate_y t. This prepares that solve on the coarse level; it counts as one ODE solve. */
+ * s = rate_y t. This prepares that solve on the scan level; it counts as one ODE solve. */
 static int ratio_solve(rate_ctx *c, double ln_ratio, double ln_rate_y_max)
 {
     rs_theory_params p = c->par;
@@ -238,7 +241,7 @@ static int ratio_solve(rate_ctx *c, double ln_ratio, double ln_rate_y_max)
     p.rate_y = 1.0;
     c->ode_solves++;
     const double s_end = exp(ln_rate_y_max) * c->coarse.times[c->coarse.k - 1];
-    return rs_theory_solve_dense(c->coarse.solver, &p, c->init, 0.0, s_end);
+    return rs_theory_solve_dense(c->scan.solver, &p, c->init, 0.0, s_end);
 }
 
 /* Scaled residuals of the scan's epochs at rate_y = exp(ln_rate_y) from the last
@@ -580,7 +583,8 @@ static void rate_ctx_free(rate_ctx *c)
 {
     level_free(&c->full);
     level_free(&c->coarse);
-    free(c->scan.times); /* its solver is coarse's */
+    free(c->scan.times);
+    rs_theory_solver_free(c->scan.solver);
     free(c->model);
     free(c->scan_cost);
     free(c->scaled_times);
@@ -610,12 +614,13 @@ static int level_init(level *l, rate_ctx *c, size_t sub, double rel_tol)
     return RS_OK;
 }
 
-/* The scan's view: k epochs j * sub * stride read from the coarse level's solver. */
-static int scan_init(level *l, rate_ctx *c, size_t sub)
+/* The scans' level: k epochs j * sub * stride and a solver at rel_tol, no workspace. */
+static int scan_init(level *l, rate_ctx *c, size_t sub, double rel_tol)
 {
-    *l = (level){.solver = c->coarse.solver, .sub = sub, .k = (c->m - 1) / sub + 1};
+    *l = (level){.solver = rs_theory_solver_alloc(rel_tol), .sub = sub,
+                 .k = (c->m - 1) / sub + 1};
     l->times = malloc(l->k * sizeof *l->times);
-    if (!l->times)
+    if (!l->solver || !l->times)
         return RS_E_NOMEM;
     for (size_t j = 0; j < l->k; j++)
         l->times[j] = (double)(j * sub * c->stride);
@@ -649,7 +654,7 @@ static int rate_ctx_init(rate_ctx *c, const double *dh2, const double *dyhat2, c
     if (st == RS_OK)
         st = level_init(&c->coarse, c, sub, fmax(o->rel_tol, SCAN_REL_TOL));
     if (st == RS_OK)
-        st = scan_init(&c->scan, c, sub * SCAN_EVERY);
+        st = scan_init(&c->scan, c, sub * SCAN_EVERY, fmax(o->rel_tol, SCAN_RANK_TOL));
     if (st != RS_OK || !c->model || !c->scan_cost || !c->scaled_times || !c->x_last ||
         !c->f_last || !c->f_work) {
         rate_ctx_free(c);
@@ -751,6 +756,9 @@ static int loss_lm(loss_ctx *c, const rs_fit_options *o, double x0, double *x_ou
     fdf.params = c;
     gsl_multifit_nlinear_parameters fp = gsl_multifit_nlinear_default_parameters();
     fp.trs = gsl_multifit_nlinear_trs_lm;
+    /* p = 1: Cholesky, as for the rates (measured: 0.86-0.92 ms -> 0.63 ms per loss fit on
+     * a narrow net, the same rate_ybar to 6 digits) */
+    fp.solver = gsl_multifit_nlinear_solver_cholesky;
     gsl_multifit_nlinear_workspace *w =
         gsl_multifit_nlinear_alloc(gsl_multifit_nlinear_trust, &fp, fdf.n, fdf.p);
     if (!w)
