@@ -24,10 +24,11 @@ def wait_for_records(journal, count, timeout=60):
 
 @pytest.fixture(scope="module")
 def kill_job(tmp_path_factory):
-    """~30 short trials: 3 gains x 8 seeds of the narrow net and 4 theory-only points."""
+    """~30 short trials: 3 gains x 8 seeds of the narrow net and 4 theory-only points; long
+    enough (2000 epochs, ~0.1 s each) that three kills land before the last trial."""
     d = tmp_path_factory.mktemp("kill")
     return write_job(d / "kill.cfg", name="kill", gains=(0.8, 1.05, 1.2),
-                     lrs=(0.02, 0.005, 0.0025), seeds=range(8), epochs=400)
+                     lrs=(0.02, 0.005, 0.0025), seeds=range(8), epochs=2000)
 
 
 @pytest.fixture(scope="module")
