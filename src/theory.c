@@ -61,8 +61,8 @@
 #define TINY_ABS 1e-300
 
 /* Step cap per solve (our loop counts): a pathological rate pair fails with RS_E_ODE
- * instead of hanging. A regular solve takes a few hundred to a few thousand steps, however
- * many output times it has (dense output, below). */
+ * instead of hanging. A regular solve takes tens (explicit) to a few thousand (msbdf) steps,
+ * however many output times it has (dense output, below). */
 #define MAX_STEPS 100000UL
 
 /* The explicit stepper tried before msbdf, and its step cap (see rs_theory_solve_dense). */
