@@ -583,8 +583,7 @@ static void rate_ctx_free(rate_ctx *c)
 {
     level_free(&c->full);
     level_free(&c->coarse);
-    free(c->scan.times);
-    rs_theory_solver_free(c->scan.solver);
+    level_free(&c->scan);
     free(c->model);
     free(c->scan_cost);
     free(c->scaled_times);
@@ -593,29 +592,8 @@ static void rate_ctx_free(rate_ctx *c)
     gsl_vector_free(c->f_work);
 }
 
-/* k epochs j * sub * stride, a solver at rel_tol and a trust-region LM workspace. */
-static int level_init(level *l, rate_ctx *c, size_t sub, double rel_tol)
-{
-    l->sub = sub;
-    l->k = (c->m - 1) / sub + 1;
-    l->solver = rs_theory_solver_alloc(rel_tol);
-    l->times = malloc(l->k * sizeof *l->times);
-    l->fdf = (gsl_multifit_nlinear_fdf){.f = &lm_f, .df = &lm_df, .fvv = NULL,
-                                        .n = 3 * l->k, .p = 2, .params = c};
-    gsl_multifit_nlinear_parameters fp = gsl_multifit_nlinear_default_parameters();
-    fp.trs = gsl_multifit_nlinear_trs_lm;
-    fp.scale = gsl_multifit_nlinear_scale_levenberg; /* see the top of the file */
-    fp.solver = gsl_multifit_nlinear_solver_cholesky; /* p = 2: see the top of the file */
-    l->work = gsl_multifit_nlinear_alloc(gsl_multifit_nlinear_trust, &fp, 3 * l->k, 2);
-    if (!l->solver || !l->times || !l->work)
-        return RS_E_NOMEM;
-    for (size_t j = 0; j < l->k; j++)
-        l->times[j] = (double)(j * sub * c->stride);
-    return RS_OK;
-}
-
-/* The scans' level: k epochs j * sub * stride and a solver at rel_tol, no workspace. */
-static int scan_init(level *l, rate_ctx *c, size_t sub, double rel_tol)
+/* k epochs j * sub * stride and a solver at rel_tol (the scans' level: no workspace). */
+static int level_epochs_init(level *l, rate_ctx *c, size_t sub, double rel_tol)
 {
     *l = (level){.solver = rs_theory_solver_alloc(rel_tol), .sub = sub,
                  .k = (c->m - 1) / sub + 1};
@@ -625,6 +603,22 @@ static int scan_init(level *l, rate_ctx *c, size_t sub, double rel_tol)
     for (size_t j = 0; j < l->k; j++)
         l->times[j] = (double)(j * sub * c->stride);
     return RS_OK;
+}
+
+/* k epochs j * sub * stride, a solver at rel_tol and a trust-region LM workspace. */
+static int level_init(level *l, rate_ctx *c, size_t sub, double rel_tol)
+{
+    const int st = level_epochs_init(l, c, sub, rel_tol);
+    if (st != RS_OK)
+        return st;
+    l->fdf = (gsl_multifit_nlinear_fdf){.f = &lm_f, .df = &lm_df, .fvv = NULL,
+                                        .n = 3 * l->k, .p = 2, .params = c};
+    gsl_multifit_nlinear_parameters fp = gsl_multifit_nlinear_default_parameters();
+    fp.trs = gsl_multifit_nlinear_trs_lm;
+    fp.scale = gsl_multifit_nlinear_scale_levenberg; /* see the top of the file */
+    fp.solver = gsl_multifit_nlinear_solver_cholesky; /* p = 2: see the top of the file */
+    l->work = gsl_multifit_nlinear_alloc(gsl_multifit_nlinear_trust, &fp, 3 * l->k, 2);
+    return l->work ? RS_OK : RS_E_NOMEM;
 }
 
 static int rate_ctx_init(rate_ctx *c, const double *dh2, const double *dyhat2, const double *w,
@@ -654,7 +648,7 @@ static int rate_ctx_init(rate_ctx *c, const double *dh2, const double *dyhat2, c
     if (st == RS_OK)
         st = level_init(&c->coarse, c, sub, fmax(o->rel_tol, SCAN_REL_TOL));
     if (st == RS_OK)
-        st = scan_init(&c->scan, c, sub * SCAN_EVERY, fmax(o->rel_tol, SCAN_RANK_TOL));
+        st = level_epochs_init(&c->scan, c, sub * SCAN_EVERY, fmax(o->rel_tol, SCAN_RANK_TOL));
     if (st != RS_OK || !c->model || !c->scan_cost || !c->scaled_times || !c->x_last ||
         !c->f_last || !c->f_work) {
         rate_ctx_free(c);

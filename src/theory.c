@@ -459,31 +459,6 @@ static rs_theory_state hermite_eval(const hermite_poly *hp, double t)
     return from_smooth(y);
 }
 
-/* Dense output. GSL's odeiv2 steppers have no interpolation, and making every step land on
- * an output time (a fit asks for all 6000 epochs of a run, where the solver needs tens to a
- * few hundred steps) cost ~20x. So the stepper takes its own steps towards t_end, every
- * step's end is kept as a knot, and a state inside a step comes from the quintic Hermite
- * interpolant of the smooth state (a, p, q) between the step's ends, whose y' and y'' are
- * analytic (rhs, jacobian). Its error, about h^6 |y^(6)| / 46080, is below the local error
- * the stepper already accepted for the step (order <= 5; measured in test_theory against
- * solves ending at each output) -- except on a stiff step, h many times the fastest
- * relaxation time 1/trace_rate: msbdf takes such steps near a fixed point (h up to 1e5
- * times it), where h^2 y'' = h^2 J f amplifies the O(tol) leftover of a fast mode by
- * (h lambda)^2 (measured: an excursion of 5e-4 in dyhat2 between two knots both within
- * 1e-9 of the fixed point). A step longer than HERMITE_MAX_H_RATE relaxation times is
- * interpolated by the straight line between its ends instead, which stays between them.
- *
- * Stepper. The system is stiff only for some rate pairs (the fit's scan covers rate ratios
- * 1e-8..1e8), and GSL's msbdf costs ~0.4-0.8 us a step (Newton iterations on a 3 x 3 system
- * through BLAS calls), where an explicit Runge-Kutta step costs ~0.1 us. Measured on a
- * fitted narrow-net run (6000 epochs, rel_tol 1e-8): msbdf 113 us and 268 steps, rkck
- * (Cash-Karp 4(5)) 9 us and 72 steps; and rkck's results are the more accurate ones
- * (test_theory's stepper cases against msbdf at 1e-12: e.g. 1.5e-8 against msbdf's 3.4e-7
- * on the paper-like case at 1e-8). So a solve
- * tries EXPLICIT_STEPPER first, unless explicit_steps estimates that stability alone would
- * need more than half of EXPLICIT_MAX_STEPS, and starts again with msbdf if the explicit
- * stepper runs out of steps or fails. rkck rather than rk8pd: its steps (order 5) suit
- * the quintic interpolant; rk8pd's are ~2.5x longer and would need a step limit for it. */
 /* Steps from (t0, y) towards t_end with `step` and `e` (the control is the driver's),
  * pushing every step's end as a knot after the first (already pushed). Returns RS_OK,
  * RS_S_COLLAPSED (dh2 reached floor_dh2), RS_E_ODE, RS_E_NOMEM, or RS_S_NOT_CONVERGED
@@ -525,6 +500,31 @@ static double explicit_steps(const rs_theory_params *p, rs_theory_state init,
     return rate * span / 3.0;
 }
 
+/* Dense output. GSL's odeiv2 steppers have no interpolation, and making every step land on
+ * an output time (a fit asks for all 6000 epochs of a run, where the solver needs tens to a
+ * few hundred steps) cost ~20x. So the stepper takes its own steps towards t_end, every
+ * step's end is kept as a knot, and a state inside a step comes from the quintic Hermite
+ * interpolant of the smooth state (a, p, q) between the step's ends, whose y' and y'' are
+ * analytic (rhs, jacobian). Its error, about h^6 |y^(6)| / 46080, is below the local error
+ * the stepper already accepted for the step (order <= 5; measured in test_theory against
+ * solves ending at each output) -- except on a stiff step, h many times the fastest
+ * relaxation time 1/trace_rate: msbdf takes such steps near a fixed point (h up to 1e5
+ * times it), where h^2 y'' = h^2 J f amplifies the O(tol) leftover of a fast mode by
+ * (h lambda)^2 (measured: an excursion of 5e-4 in dyhat2 between two knots both within
+ * 1e-9 of the fixed point). A step longer than HERMITE_MAX_H_RATE relaxation times is
+ * interpolated by the straight line between its ends instead, which stays between them.
+ *
+ * Stepper. The system is stiff only for some rate pairs (the fit's scan covers rate ratios
+ * 1e-8..1e8), and GSL's msbdf costs ~0.4-0.8 us a step (Newton iterations on a 3 x 3 system
+ * through BLAS calls), where an explicit Runge-Kutta step costs ~0.1 us. Measured on a
+ * fitted narrow-net run (6000 epochs, rel_tol 1e-8): msbdf 113 us and 268 steps, rkck
+ * (Cash-Karp 4(5)) 9 us and 72 steps; and rkck's results are the more accurate ones
+ * (test_theory's stepper cases against msbdf at 1e-12: e.g. 1.5e-8 against msbdf's 3.4e-7
+ * on the paper-like case at 1e-8). So a solve tries EXPLICIT_STEPPER first, unless
+ * explicit_steps estimates that stability alone would need more than half of
+ * EXPLICIT_MAX_STEPS, and starts again with msbdf if the explicit stepper runs out of steps
+ * or fails. rkck rather than rk8pd: its steps (order 5) suit the quintic interpolant;
+ * rk8pd's are ~2.5x longer and would need a step limit for it. */
 int rs_theory_solve_dense(rs_theory_solver *s, const rs_theory_params *p, rs_theory_state init,
                           double t0, double t_end)
 {
