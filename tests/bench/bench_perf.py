@@ -3,7 +3,7 @@
 against the memory-bandwidth bound, throughput per node, fit and recording cost, peak memory.
 
 Run on demand (not in CI) on an otherwise idle machine, with Debian's interpreter, from the
-repository root after building (the triad needs the `bench_triad` target):
+repository root after building (the triad and the FMA floor need the `bench_tools` target):
 
     /usr/bin/python3 tests/bench/bench_perf.py            # every section, ~15-20 min
     /usr/bin/python3 tests/bench/bench_perf.py --quick    # default/narrow/convolution, 1 thread
@@ -45,20 +45,10 @@ ALL_CORES = os.cpu_count() or 1
 
 
 def find_triad(binary):
-    """bench_triad next to the repsweep binary's build tree (build/tests/bench/)."""
-    cand = [Path(binary).resolve().parent / "tests" / "bench" / "bench_triad",
-            REPO / "build" / "tests" / "bench" / "bench_triad"]
-    for c in cand:
-        if c.is_file():
-            return str(c)
-    sys.exit("bench_perf: bench_triad not built (cmake --build build --target bench_triad)")
-
-
-def triad_gbs(triad, total_bytes):
-    p = subprocess.run([triad, str(int(total_bytes))], capture_output=True, text=True,
-                       check=True)
-    fields = dict(kv.split("=") for kv in p.stdout.split()[1:])
-    return float(fields["best_gbs"]), float(fields["median_gbs"])
+    triad = bench_epoch.find_tool(binary, "bench_triad")
+    if triad is None:
+        sys.exit("bench_perf: bench_triad not built (cmake --build build --target bench_tools)")
+    return triad
 
 
 def weight_bytes(binary, arch, tmp):
@@ -72,7 +62,7 @@ def weight_bytes(binary, arch, tmp):
 
 def section_limit(binary, tmp, seconds):
     triad = find_triad(binary)
-    dram_best, dram_med = triad_gbs(triad, 3 * 64 * 2**20)
+    dram_best, dram_med = bench_epoch.triad_gbs(triad, 3 * 64 * 2**20)
     print(f"triad, one core, 3 x 64 MiB (DRAM): best {dram_best:.1f} GB/s, median "
           f"{dram_med:.1f} GB/s")
     n_params = weight_bytes(binary, "default", tmp)
@@ -85,7 +75,7 @@ def section_limit(binary, tmp, seconds):
     for prec, size in (("float32", 4), ("float64", 8)):
         wbytes = n_params * size
         # the triad at the weights' own size: where they live (L3 or DRAM) when streamed
-        at_best, _ = triad_gbs(triad, max(wbytes, 3 * 2**20))
+        at_best, _ = bench_epoch.triad_gbs(triad, max(wbytes, 3 * 2**20))
         bw = max(at_best, dram_best)  # the faster of the two is the optimistic bound
         moved = 4 * wbytes
         bound_ms = 1e3 * moved / (bw * 1e9)
