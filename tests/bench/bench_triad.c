@@ -1,5 +1,6 @@
 /* bench_triad.c — a STREAM-style triad a[i] = b[i] + s*c[i] on one core, for the epoch's
- * memory-bandwidth bound (tests/bench/bench_node.py). Not a test: run on demand.
+ * memory-bandwidth bound (tests/bench/bench_perf.py
+ * and the floor column of bench_epoch.py). Not a test: run on demand.
  *
  * usage: bench_triad BYTES [REPEATS]
  * BYTES is the total size of the three arrays (double). Prints one line:
