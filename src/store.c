@@ -286,7 +286,7 @@ static const char MAGIC[8] = {'R', 'S', 'J', 'R', 'N', 'L', '\r', '\n'};
 struct rs_store {
     int fd;
     char *path;
-    uint64_t trials, done, dropped;
+    uint64_t trials, done, dropped, damaged;
     int64_t created;
     rs_grid_shard shard;
     rs_store_layout layout;
@@ -502,15 +502,20 @@ static int belongs(const rs_store *s, uint64_t index)
     return index < s->trials && rs_grid_shard_has(&s->shard, index);
 }
 
-/* Read the records after the header; stop at the first bad one and truncate there. */
+/* Read the records after the header. A bad slot (CRC mismatch, or a trial outside this job
+ * or shard, or one already read) is skipped, never a reason to stop: appends are sequential,
+ * so a kill mid-append can only leave bad bytes after the last good record, and that tail is
+ * truncated; a bad slot with a good record after it was damaged in place (counted in
+ * s->damaged; its trial runs again) and every good record after it is kept. */
 static int read_records(rs_store *s, char *err, size_t len)
 {
     size_t slot_bytes = s->rec_bytes + 4;
     unsigned char *slot = malloc(slot_bytes);
-    off_t good = HEADER_BYTES;
+    off_t at = HEADER_BYTES, good_end = HEADER_BYTES;
+    uint64_t bad_since_good = 0;
     if (!slot)
         return RS_E_NOMEM;
-    for (;;) {
+    for (;; at += (off_t)slot_bytes) {
         ssize_t got = read_full(s->fd, slot, slot_bytes);
         if (got < 0) {
             snprintf(err, len, "%s: cannot read: %s", s->path, strerror(errno));
@@ -524,13 +529,17 @@ static int read_records(rs_store *s, char *err, size_t len)
         memcpy(&r, slot, RS_STORE_RECORD_BYTES);
         memcpy(&crc, slot + s->rec_bytes, 4);
         if (crc != crc_of(slot, s->rec_bytes) || !belongs(s, r.index) ||
-            rs_store_is_done(s, r.index))
-            break;
+            rs_store_is_done(s, r.index)) {
+            bad_since_good++;
+            continue;
+        }
         if (mark_done(s, slot) != RS_OK) {
             free(slot);
             return RS_E_NOMEM;
         }
-        good += (off_t)slot_bytes;
+        s->damaged += bad_since_good;
+        bad_since_good = 0;
+        good_end = at + (off_t)slot_bytes;
     }
     free(slot);
     struct stat st;
@@ -538,14 +547,14 @@ static int read_records(rs_store *s, char *err, size_t len)
         snprintf(err, len, "%s: cannot stat: %s", s->path, strerror(errno));
         return RS_E_IO;
     }
-    if (st.st_size > good) {
+    if (st.st_size > good_end) {
         /* what follows the last good record is a kill mid-append: drop it */
-        if (ftruncate(s->fd, good) != 0 || fsync(s->fd) != 0) {
+        if (ftruncate(s->fd, good_end) != 0 || fsync(s->fd) != 0) {
             snprintf(err, len, "%s: cannot truncate its damaged tail: %s", s->path,
                      strerror(errno));
             return RS_E_IO;
         }
-        s->dropped = (uint64_t)(st.st_size - good);
+        s->dropped = (uint64_t)(st.st_size - good_end);
     }
     if (lseek(s->fd, 0, SEEK_END) < 0) {
         snprintf(err, len, "%s: cannot seek: %s", s->path, strerror(errno));
@@ -697,6 +706,7 @@ int rs_store_is_done(const rs_store *s, uint64_t index)
 uint64_t rs_store_done_count(const rs_store *s) { return s->done; }
 uint64_t rs_store_trial_count(const rs_store *s) { return s->trials; }
 uint64_t rs_store_dropped_bytes(const rs_store *s) { return s->dropped; }
+uint64_t rs_store_damaged_records(const rs_store *s) { return s->damaged; }
 int64_t rs_store_created(const rs_store *s) { return s->created; }
 
 const void *rs_store_records(const rs_store *s, size_t *n)

@@ -156,8 +156,13 @@ uint64_t rs_store_trial_count(const rs_store *store);
  * valid until the next append). */
 const void *rs_store_records(const rs_store *store, size_t *n);
 const rs_store_layout *rs_store_layout_get(const rs_store *store);
-/* Bytes dropped from the end of the journal when it was opened (a kill mid-append). */
+/* Bytes dropped from the end of the journal when it was opened: whatever followed the last
+ * intact record (a kill mid-append). */
 uint64_t rs_store_dropped_bytes(const rs_store *store);
+/* Damaged records found between intact ones when the journal was opened (CRC mismatch, a
+ * trial outside this job or shard, or one already read): skipped, so their trials run again;
+ * every intact record after them is kept. They stay in the file. */
+uint64_t rs_store_damaged_records(const rs_store *store);
 /* Unix time at which the journal was created (the results' `created`). */
 int64_t rs_store_created(const rs_store *store);
 

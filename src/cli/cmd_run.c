@@ -211,9 +211,14 @@ static int open_output(const run_options *o, const rs_job *job, const rs_grid *g
         fprintf(stderr, "repsweep run: --out: %s\n", s == RS_E_NOMEM ? "out of memory" : err);
         return s == RS_E_NOMEM ? EXIT_ERROR : EXIT_BAD_INPUT;
     }
+    if (rs_store_damaged_records(*store) > 0)
+        fprintf(stderr, "repsweep run: %s: skipped %llu damaged record(s) between intact ones "
+                "(CRC mismatch: the file was altered on disk); their trials run again, every "
+                "intact record is kept\n", journal,
+                (unsigned long long)rs_store_damaged_records(*store));
     if (rs_store_dropped_bytes(*store) > 0)
-        fprintf(stderr, "repsweep run: %s: dropped %llu bytes of an unfinished record at its "
-                "end (a run killed mid-write); every complete record is kept\n", journal,
+        fprintf(stderr, "repsweep run: %s: dropped %llu bytes after its last intact record (a "
+                "run killed mid-write); every intact record is kept\n", journal,
                 (unsigned long long)rs_store_dropped_bytes(*store));
     uint64_t done = rs_store_done_count(*store), total = rs_store_expected_count(*store);
     const char *of_shard = opt_shard_note(&o->shard, note);

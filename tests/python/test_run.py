@@ -182,6 +182,29 @@ def test_damaged_journal_tail_is_dropped_and_recomputed(repsweep_bin, tmp_path, 
     assert_same_results(reference, read_results(out), "after a damaged tail")
 
 
+def test_damaged_middle_journal_record_is_skipped_and_the_rest_kept(repsweep_bin, tmp_path):
+    """Bytes damaged inside a record with intact records after it (not a kill's tail): only
+    that record is skipped and its trial run again; the records after it are kept, the
+    journal is not cut, and the results equal an undamaged run's."""
+    job = write_job(tmp_path / "tiny.cfg")
+    out = tmp_path / "r.nc"
+    assert run(repsweep_bin, job, out).returncode == 0
+    reference = read_results(out)
+    journal = Path(str(out) + ".journal")
+    data = bytearray(journal.read_bytes())
+    third = JOURNAL_HEADER + 2 * JOURNAL_SLOT  # the third of 8 records
+    data[third + 100:third + 104] = b"XXXX"
+    journal.write_bytes(bytes(data))
+    proc = run(repsweep_bin, job, out)
+    assert proc.returncode == 0, proc.stderr
+    assert "skipped 1 damaged record" in proc.stderr, proc.stderr
+    assert "dropped" not in proc.stderr, proc.stderr
+    assert "resuming: 7 of 8 trials done" in proc.stderr and "(1 in this run)" in proc.stderr
+    indices = journal_indices(journal)
+    assert len(indices) == 9 and sorted(set(indices)) == list(range(8)), indices
+    assert_same_results(reference, read_results(out), "after a damaged middle record")
+
+
 def test_finished_job_rerun_does_nothing(repsweep_bin, tmp_path):
     job = write_job(tmp_path / "tiny.cfg")
     out = tmp_path / "r.nc"
