@@ -789,6 +789,26 @@ int rs_job_load(const char *path, rs_job *job, char *err, size_t len)
     return st;
 }
 
+/* FNV-1a over the records' fields written out as text (doubles to 17 digits: exact). */
+uint32_t rs_job_arch_digest(const rs_job *job)
+{
+    uint64_t h = 1469598103934665603ULL;
+    for (int b = 0; b < job->n_blocks; b++)
+        for (int i = 0; i < job->blocks[b].n_arch; i++) {
+            const rs_arch *a = &job->blocks[b].arch[i];
+            char line[512];
+            int n = snprintf(line, sizeof line, "%s %s %d %d %d %d %d %.17g %.17g %.17g %ld\n",
+                             a->name, rs_activation_name(a->activation), a->hidden_layers,
+                             a->units, a->conv_channels, a->conv_kernel, a->skip, a->dropout,
+                             a->gain, a->lr, a->epochs);
+            for (int k = 0; k < n && k < (int)sizeof line - 1; k++) {
+                h ^= (unsigned char)line[k];
+                h *= 1099511628211ULL;
+            }
+        }
+    return (uint32_t)(h ^ (h >> 32));
+}
+
 void rs_job_free(rs_job *job)
 {
     for (int i = 0; i < job->n_blocks; i++) {

@@ -267,18 +267,20 @@ uint64_t rs_store_hash_text(const char *text)
 
 /* --- the journal --- */
 
-/* Header layout (bytes): magic 0-7, version 8, record size 12, byte-order mark 16, zero 20,
- * job hash 24, trials 32, created 40, job name 48-111 (NUL-padded), shard index 112 and
+/* Header layout (bytes): magic 0-7, version 8, record size 12, byte-order mark 16,
+ * architectures' digest 20 (rs_job_arch_digest; zero before format 4), job hash 24, trials 32, created 40, job name 48-111 (NUL-padded), shard index 112 and
  * shard count 116 (uint32), zero 120, CRC-32 of bytes 0-123 at 124. Format 1 (before
  * shards) had its CRC-32 of bytes 0-111 at 112 and zeros after: it is read as shard 0/1. */
 #define HEADER_BYTES 128
 #define HEADER_CRC_AT 124
 #define HEADER_CRC_AT_V1 112
 /* Formats: 1 the first; 2 added the shard to the header; 3 added the fitted theory's curves
- * to the records' extras (dh2_theory_traj, ...). Formats 1 and 2 are still read when their
+ * to the records' extras (dh2_theory_traj, ...); 4 added the architectures' digest to the
+ * header (checked only in format 4 and later). Formats 1 and 2 are still read when their
  * records have this job's size, which is when the job records no trajectories (the only
  * records that changed); otherwise they are refused with what to do. */
-#define JOURNAL_VERSION 3u
+#define JOURNAL_VERSION 4u
+#define RECORDS_VERSION 3u /* the last format whose records changed */
 #define BYTE_ORDER_MARK 0x01020304u
 /* on disk a record (rs_store_record_bytes) is followed by its CRC-32 */
 static const char MAGIC[8] = {'R', 'S', 'J', 'R', 'N', 'L', '\r', '\n'};
@@ -287,6 +289,7 @@ struct rs_store {
     int fd;
     char *path;
     uint64_t trials, done, dropped, damaged;
+    uint32_t arch_digest;       /* rs_job_arch_digest of the job */
     int64_t created;
     rs_grid_shard shard;
     rs_store_layout layout;
@@ -298,7 +301,7 @@ struct rs_store {
 
 /* A header's fields. */
 typedef struct {
-    uint32_t version, rec_bytes, bom;
+    uint32_t version, rec_bytes, bom, arch_digest;
     uint64_t hash, trials;
     int64_t created;
     rs_grid_shard shard;
@@ -310,8 +313,9 @@ static uint32_t crc_of(const void *p, size_t n)
     return (uint32_t)crc32(crc32(0L, Z_NULL, 0), p, (uInt)n);
 }
 
-static void encode_header(unsigned char *h, const char *name, uint64_t hash, uint64_t trials,
-                          int64_t created, uint32_t rec, const rs_grid_shard *shard)
+static void encode_header(unsigned char *h, const char *name, uint64_t hash,
+                          uint32_t arch_digest, uint64_t trials, int64_t created, uint32_t rec,
+                          const rs_grid_shard *shard)
 {
     uint32_t version = JOURNAL_VERSION, bom = BYTE_ORDER_MARK;
     uint32_t shard_index = (uint32_t)shard->index, shard_count = (uint32_t)shard->count;
@@ -320,6 +324,7 @@ static void encode_header(unsigned char *h, const char *name, uint64_t hash, uin
     memcpy(h + 8, &version, 4);
     memcpy(h + 12, &rec, 4);
     memcpy(h + 16, &bom, 4);
+    memcpy(h + 20, &arch_digest, 4);
     memcpy(h + 24, &hash, 8);
     memcpy(h + 32, &trials, 8);
     memcpy(h + 40, &created, 8);
@@ -345,6 +350,7 @@ static int decode_header(const unsigned char *h, const char *path, journal_heade
     memcpy(&d->version, h + 8, 4);
     memcpy(&d->rec_bytes, h + 12, 4);
     memcpy(&d->bom, h + 16, 4);
+    memcpy(&d->arch_digest, h + 20, 4);
     memcpy(&d->hash, h + 24, 8);
     memcpy(&d->trials, h + 32, 8);
     memcpy(&d->created, h + 40, 8);
@@ -381,7 +387,7 @@ static void shard_text(const rs_grid_shard *s, char *buf, size_t len)
 
 /* Check a header read from `path` against the job and shard; fills *created. */
 static int check_header(const unsigned char *h, const char *path, const char *name,
-                        uint64_t hash, uint64_t trials, uint32_t rec_bytes,
+                        uint64_t hash, uint32_t arch_digest, uint64_t trials, uint32_t rec_bytes,
                         const rs_grid_shard *shard, int64_t *created, char *err, size_t len)
 {
     journal_header d;
@@ -389,7 +395,22 @@ static int check_header(const unsigned char *h, const char *path, const char *na
     if (st != RS_OK)
         return st;
     *created = d.created;
-    if (d.rec_bytes != rec_bytes && d.version < JOURNAL_VERSION) {
+    if (d.hash != hash || strcmp(d.name, name) != 0) {
+        snprintf(err, len, "%s was written by job '%s' (hash %016llx); this job is '%s' "
+                 "(hash %016llx)%s: use another --out", path, d.name,
+                 (unsigned long long)d.hash, name, (unsigned long long)hash,
+                 strcmp(d.name, name) == 0 ? " (the job file's text differs)" : "");
+        return RS_E_INVALID;
+    }
+    if (d.version >= 4 && d.arch_digest != arch_digest) {
+        snprintf(err, len, "%s: the architecture records job '%s' uses have changed since it "
+                 "was written (digest %08x, now %08x: was its architectures file edited?); "
+                 "resuming would mix two different networks in one results file: restore the "
+                 "file, or use another --out", path, name, (unsigned)d.arch_digest,
+                 (unsigned)arch_digest);
+        return RS_E_INVALID;
+    }
+    if (d.rec_bytes != rec_bytes && d.version < RECORDS_VERSION) {
         snprintf(err, len, "%s: journal format %u, written by an older repsweep whose records "
                  "(%u bytes) lack the theory curves this one records (%u bytes): finish that "
                  "run with the repsweep that started it, or start over with another --out (or "
@@ -400,12 +421,6 @@ static int check_header(const unsigned char *h, const char *path, const char *na
         snprintf(err, len, "%s: journal records of %u bytes; this job's are %u bytes (a "
                  "different repsweep version?): use another --out", path, d.rec_bytes,
                  rec_bytes);
-        return RS_E_INVALID;
-    }
-    if (d.hash != hash || strcmp(d.name, name) != 0) {
-        snprintf(err, len, "%s was written by job '%s' (hash %016llx); this job is '%s' "
-                 "(hash %016llx): use another --out or delete it", path, d.name,
-                 (unsigned long long)d.hash, name, (unsigned long long)hash);
         return RS_E_INVALID;
     }
     if (d.trials != trials) {
@@ -577,7 +592,8 @@ static int open_existing(rs_store *s, const char *name, uint64_t hash, char *err
                  HEADER_BYTES);
         return RS_E_INVALID;
     }
-    int st = check_header(h, s->path, name, hash, s->trials, (uint32_t)s->rec_bytes,
+    int st = check_header(h, s->path, name, hash, s->arch_digest, s->trials,
+                          (uint32_t)s->rec_bytes,
                           &s->shard, &s->created, err, len);
     return st == RS_OK ? read_records(s, err, len) : st;
 }
@@ -586,7 +602,8 @@ static int create_new(rs_store *s, const char *name, uint64_t hash, char *err, s
 {
     unsigned char h[HEADER_BYTES];
     s->created = (int64_t)time(NULL);
-    encode_header(h, name, hash, s->trials, s->created, (uint32_t)s->rec_bytes, &s->shard);
+    encode_header(h, name, hash, s->arch_digest, s->trials, s->created,
+                  (uint32_t)s->rec_bytes, &s->shard);
     if (write_full(s->fd, h, HEADER_BYTES) != 0 || fsync(s->fd) != 0) {
         snprintf(err, len, "%s: cannot write: %s", s->path, strerror(errno));
         return RS_E_IO;
@@ -595,7 +612,8 @@ static int create_new(rs_store *s, const char *name, uint64_t hash, char *err, s
     return RS_OK;
 }
 
-int rs_store_open(const char *path, const char *job_name, uint64_t job_hash, uint64_t trials,
+int rs_store_open(const char *path, const char *job_name, uint64_t job_hash,
+                  uint32_t arch_digest, uint64_t trials,
                   const rs_store_layout *l, const rs_grid_shard *shard, rs_store **out,
                   char *err, size_t len)
 {
@@ -610,6 +628,7 @@ int rs_store_open(const char *path, const char *job_name, uint64_t job_hash, uin
         return RS_E_NOMEM;
     s->fd = -1;
     s->trials = trials;
+    s->arch_digest = arch_digest;
     s->shard = *shard;
     s->layout = *l;
     s->rec_bytes = rs_store_record_bytes(l);

@@ -11,6 +11,7 @@
 #define REPSWEEP_JOB_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "repsweep/net.h"
 
@@ -94,6 +95,11 @@ typedef struct {
  * `job` is then empty. Free with rs_job_free (safe on an empty or failed job). */
 int rs_job_load(const char *path, rs_job *job, char *err, size_t err_len);
 void rs_job_free(rs_job *job);
+/* A 32-bit digest of every architecture record the job's network blocks use, as resolved
+ * (every field, in block order). The job file's text does not cover an architectures file
+ * it names, so a journal keeps this digest too: an edited architectures file between a run
+ * and its resumption would otherwise put two different networks in one results file. */
+uint32_t rs_job_arch_digest(const rs_job *job);
 
 /* The gain, learning rate and epochs of a network block's architecture `arch` at gain index
  * `gain` (0 <= gain < rs_job_block_gain_count). */

@@ -124,17 +124,21 @@ uint64_t rs_store_hash_text(const char *text);
 
 typedef struct rs_store rs_store;
 
-/* Open the journal `path` for job `job_name` with text hash `job_hash`, `trials` trials,
- * records of layout `l` (the job's: rs_store_layout_of) and the trials of `shard` (count
- * below 2^32), or create it (with its header, fsync'ed) if it does not exist.
- * An existing journal is checked: header CRC, magic, version, record size, byte order, job
- * hash, trial count and shard (a journal of format 1, from before shards, holds shard 0/1);
- * then its records are read up to the first one that is short, fails its CRC, names an
- * index outside the grid or the shard or one already read; the file is truncated there.
+/* Open the journal `path` for job `job_name` with text hash `job_hash`, architectures'
+ * digest `arch_digest` (rs_job_arch_digest), `trials` trials, records of layout `l` (the
+ * job's: rs_store_layout_of) and the trials of `shard` (count below 2^32), or create it (with
+ * its header, fsync'ed) if it does not exist.
+ * An existing journal is checked: header CRC, magic, version, byte order, job name and hash,
+ * architectures' digest (journals of format 4 and later), record size, trial count and shard
+ * (a journal of format 1, from before shards, holds shard 0/1); then its records are read: a
+ * record that is short, fails its CRC, names an index outside the grid or the shard or one
+ * already read is skipped (rs_store_damaged_records) if an intact record follows it, and
+ * everything after the last intact record is truncated (rs_store_dropped_bytes).
  * The journal is locked against a second run. On error returns RS_E_IO (cannot create, read,
  * lock or truncate), RS_E_INVALID (not a journal, corrupt header, another job or shard: the
  * message in err says which and names the file) or RS_E_NOMEM, and *store is NULL. */
-int rs_store_open(const char *path, const char *job_name, uint64_t job_hash, uint64_t trials,
+int rs_store_open(const char *path, const char *job_name, uint64_t job_hash,
+                  uint32_t arch_digest, uint64_t trials,
                   const rs_store_layout *l, const rs_grid_shard *shard, rs_store **store,
                   char *err, size_t err_len);
 /* Close and free; *store becomes NULL (safe on NULL). */

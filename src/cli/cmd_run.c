@@ -205,8 +205,8 @@ static int open_output(const run_options *o, const rs_job *job, const rs_grid *g
     }
     rs_store_layout layout;
     rs_store_layout_of(grid, &layout);
-    int s = rs_store_open(journal, job->name, hash, rs_grid_count(grid), &layout, &o->shard,
-                          store, err, sizeof err);
+    int s = rs_store_open(journal, job->name, hash, rs_job_arch_digest(job), rs_grid_count(grid),
+                          &layout, &o->shard, store, err, sizeof err);
     if (s != RS_OK) {
         fprintf(stderr, "repsweep run: --out: %s\n", s == RS_E_NOMEM ? "out of memory" : err);
         return s == RS_E_NOMEM ? EXIT_ERROR : EXIT_BAD_INPUT;

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from sweep_util import (JOURNAL_HEADER, JOURNAL_SLOT, assert_same_results, env,
+from sweep_util import (ARCH_FILE, JOURNAL_HEADER, JOURNAL_SLOT, assert_same_results, env,
                         journal_indices, read_results, run, run_cmd, write_job)
 
 
@@ -117,7 +117,41 @@ def test_output_of_another_job_is_refused_and_unchanged(repsweep_bin, tmp_path):
     proc = run(repsweep_bin, other, out)
     assert proc.returncode == 2, proc.stderr
     assert "was written by job 'first'" in proc.stderr and "this job is 'other'" in proc.stderr
-    assert "use another --out or delete it" in proc.stderr
+    assert "use another --out" in proc.stderr
+    assert out.read_bytes() == nc_bytes and journal.read_bytes() == journal_bytes
+
+
+def test_edited_architecture_record_is_refused_and_unchanged(repsweep_bin, tmp_path):
+    """The job file names an architectures file its text does not cover: a change to a record
+    the job uses is refused on resumption (it would mix two networks in one results file); a
+    change to a record it does not use is not."""
+    archs = tmp_path / "archs.cfg"
+    archs.write_text(ARCH_FILE.read_text())
+    job = write_job(tmp_path / "j.cfg", name="same", theory=False, seeds=(0,), epochs=200)
+    job.write_text(job.read_text().replace(str(ARCH_FILE), str(archs)))
+    out = tmp_path / "r.nc"
+    assert run(repsweep_bin, job, out).returncode == 0
+    journal = Path(str(out) + ".journal")
+    nc_bytes, journal_bytes = out.read_bytes(), journal.read_bytes()
+
+    text = archs.read_text()
+    unused = text.replace('name = "shallow";              activation = "leaky_relu"; '
+                          'hidden_layers = 2;', 'name = "shallow";              activation = '
+                          '"leaky_relu"; hidden_layers = 3;')
+    assert unused != text
+    archs.write_text(unused)
+    proc = run(repsweep_bin, job, out)
+    assert proc.returncode == 0 and "(0 in this run)" in proc.stderr, proc.stderr
+
+    used = text.replace('name = "narrow";               activation = "leaky_relu"; '
+                        'hidden_layers = 20;', 'name = "narrow";               activation = '
+                        '"leaky_relu"; hidden_layers = 4;')
+    assert used != text
+    archs.write_text(used)
+    proc = run(repsweep_bin, job, out)
+    assert proc.returncode == 2, proc.stderr
+    assert "architecture records" in proc.stderr and "'same'" in proc.stderr, proc.stderr
+    assert str(journal) in proc.stderr, proc.stderr
     assert out.read_bytes() == nc_bytes and journal.read_bytes() == journal_bytes
 
 

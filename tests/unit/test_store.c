@@ -173,10 +173,10 @@ static void test_journal_version(const rs_store_layout *l)
     uint64_t hash = rs_store_hash_text(job_text);
     const rs_grid_shard whole = {0, 1};
     CHECK(l->n_epochs > 0, "the test job records trajectories");
-    CHECK_OK(rs_store_open(path, "store-test", hash, 2, l, &whole, &s, err, sizeof err));
+    CHECK_OK(rs_store_open(path, "store-test", hash, 0, 2, l, &whole, &s, err, sizeof err));
     rs_store_close(&s);
     /* reopening the same format works */
-    CHECK_OK(rs_store_open(path, "store-test", hash, 2, l, &whole, &s, err, sizeof err));
+    CHECK_OK(rs_store_open(path, "store-test", hash, 0, 2, l, &whole, &s, err, sizeof err));
     rs_store_close(&s);
 
     FILE *f = fopen(path, "r+b");
@@ -195,7 +195,7 @@ static void test_journal_version(const rs_store_layout *l)
     rewind(f);
     CHECK(fwrite(h, 1, sizeof h, f) == sizeof h, "write header");
     fclose(f);
-    int st = rs_store_open(path, "store-test", hash, 2, l, &whole, &s, err, sizeof err);
+    int st = rs_store_open(path, "store-test", hash, 0, 2, l, &whole, &s, err, sizeof err);
     CHECK(st == RS_E_INVALID && s == NULL, "format-1 journal opened: %d", st);
     CHECK(strstr(err, path) && strstr(err, "format 1") && strstr(err, "older") &&
               strstr(err, "theory curves"),
