@@ -16,7 +16,8 @@ def load_trials(directory):
     (arch, gain, seed). Raises ValueError naming a file that is not a repsweep trial file."""
     paths = sorted(glob.glob(os.path.join(directory, "*.nc")))
     if not paths:
-        raise ResultsFileError(f"{directory}: no *.nc trial files")
+        raise ResultsFileError(f"{directory}: no *.nc trial files (expected a directory of "
+                               f"`repsweep trial --out` files)")
     trials = []
     for path in paths:
         try:

@@ -37,6 +37,21 @@
         }                                                                                  \
     } while (0)
 
+int rs_ncio_check_creatable(const char *path, char *err, size_t err_len)
+{
+    int existed = access(path, F_OK) == 0;
+    int fd = open(path, O_WRONLY | O_CREAT, 0644);
+    if (fd < 0) {
+        if (err && err_len)
+            snprintf(err, err_len, "%s: cannot create: %s", path, strerror(errno));
+        return RS_E_IO;
+    }
+    close(fd);
+    if (!existed)
+        unlink(path);
+    return RS_OK;
+}
+
 static int put_text(int nc, int var, const char *name, const char *value)
 {
     return nc_put_att_text(nc, var, name, strlen(value), value);
@@ -151,6 +166,10 @@ int rs_ncio_write_trial(const char *path, const rs_trial_spec *s, const rs_traje
     const double *data[T_N] = {t->dh2, t->dyhat2, t->w, t->loss, t->yhat_mean,
                                t->dh2_theory, t->dyhat2_theory, t->w_theory, t->loss_theory};
     int status = RS_OK, nc = -1, dim_epoch, dim_stage = -1, var[T_N], var_epoch, var_stages = -1;
+    if (rs_ncio_check_creatable(path, err, err_len) != RS_OK) {
+        status = RS_E_IO;
+        goto done;
+    }
     NC(nc_create(path, NC_CLOBBER | NC_NETCDF4, &nc));
     NC(nc_def_dim(nc, "epoch", (size_t)t->epochs_run, &dim_epoch));
     NC(nc_def_var(nc, "epoch", NC_INT, 1, &dim_epoch, &var_epoch));
@@ -239,6 +258,10 @@ int rs_ncio_write_weights(const char *path, const rs_net *net, const rs_trial_sp
     if (!theta)
         return RS_E_NOMEM;
     rs_net_get_params(net, theta);
+    if (rs_ncio_check_creatable(path, err, err_len) != RS_OK) {
+        status = RS_E_IO;
+        goto done;
+    }
     NC(nc_create(path, NC_CLOBBER | NC_NETCDF4, &nc));
     NC(put_arch_attributes(nc, s, path, err, err_len) == RS_OK ? NC_NOERR : NC_EINVAL);
     int observed = rs_arch_observed_stage(&s->arch), maps = rs_net_tensor_count(net) / 2;
@@ -502,6 +525,10 @@ static int write_sweep_file(const char *path, const rs_grid *grid, const rs_stor
               done = (long long)n;
     if (!blocks || !column || !icolumn) {
         status = RS_E_NOMEM;
+        goto done;
+    }
+    if (rs_ncio_check_creatable(path, err, err_len) != RS_OK) {
+        status = RS_E_IO;
         goto done;
     }
     NC(nc_create(path, NC_CLOBBER | NC_NETCDF4, &nc));
@@ -1199,6 +1226,10 @@ static int write_merged(const char *path, merge_source *src, rs_ncio_merge_input
                         const char *command_line, char *err, size_t err_len)
 {
     int status = RS_OK, nc = -1, nvars, trial_dim;
+    if (rs_ncio_check_creatable(path, err, err_len) != RS_OK) {
+        status = RS_E_IO;
+        goto done;
+    }
     NC(nc_create(path, NC_CLOBBER | NC_NETCDF4, &nc));
     status = define_like(nc, src[0].nc, total, path, err, err_len);
     if (status == RS_OK)

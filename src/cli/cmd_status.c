@@ -25,7 +25,10 @@ static void status_usage(FILE *out)
         "and fit seconds), the ETA at the wall-time rate, and per architecture (theory-only\n"
         "blocks as \"theory\"): done/expected, failures, median fit_loss_rel. Only FILE.nc is\n"
         "read, so it is safe while the run writes; a run rewrites FILE.nc every --save-every\n"
-        "seconds, and if FILE.nc.journal already holds more trials, status says so.\n"
+        "seconds, and if FILE.nc.journal already holds more trials, status says so. Before\n"
+        "a new run's first write of FILE.nc, status reports what its journal's header says\n"
+        "(with --json: results_file_written false, job_hash, shard_index, shard_count,\n"
+        "grid_trials, journal_trials).\n"
         "\n"
         "  --json   one JSON object: job, job_hash, shard_index, shard_count, grid_trials,\n"
         "           done, expected, failures, failures_by_status, converged, wall_seconds,\n"
@@ -34,8 +37,8 @@ static void status_usage(FILE *out)
         "           median_fit_loss_rel}} (null where a number is unknown)\n"
         "  --help   this text\n"
         "\n"
-        "Exit status: 0 reported; 1 out of memory; 2 bad option, or FILE.nc is missing,\n"
-        "corrupt or not a repsweep results file.\n");
+        "Exit status: 0 reported; 1 out of memory; 2 bad option, or FILE.nc is missing\n"
+        "(and has no journal), corrupt or not a repsweep results file.\n");
 }
 
 /* One row of the per-architecture table. */
@@ -318,6 +321,39 @@ static void print_json(const rs_ncio_summary *s, const report *r)
     printf("}}\n");
 }
 
+/* FILE.nc does not exist yet but its journal does (a new run before its first write):
+ * report the journal's header; 0 if there was one to report. */
+static int report_journal_only(const char *path, int json)
+{
+    char journal[4096], err[1024];
+    rs_store_peek_info info;
+    FILE *f = fopen(path, "rb");
+    if (f) {
+        fclose(f);
+        return -1; /* FILE.nc exists: its own error stands */
+    }
+    if ((size_t)snprintf(journal, sizeof journal, "%s.journal", path) >= sizeof journal ||
+        rs_store_peek(journal, &info, err, sizeof err) != RS_OK)
+        return -1;
+    if (json) {
+        printf("{\"results_file_written\": false, \"job_hash\": \"%016llx\", \"shard_index\": "
+               "%llu, \"shard_count\": %llu, \"grid_trials\": %llu, \"journal_trials\": %llu}\n",
+               (unsigned long long)info.job_hash, (unsigned long long)info.shard.index,
+               (unsigned long long)info.shard.count, (unsigned long long)info.trials,
+               (unsigned long long)info.records);
+    } else {
+        printf("%s: not written yet (a run writes it every --save-every seconds and when it "
+               "stops); its journal %s holds %llu trials of job hash %016llx (grid of %llu "
+               "trials", path, journal, (unsigned long long)info.records,
+               (unsigned long long)info.job_hash, (unsigned long long)info.trials);
+        if (info.shard.count > 1)
+            printf(", shard %llu/%llu", (unsigned long long)info.shard.index,
+                   (unsigned long long)info.shard.count);
+        printf(")\n");
+    }
+    return 0;
+}
+
 int cmd_status(int argc, char **argv)
 {
     static const struct option long_options[] = {
@@ -346,6 +382,8 @@ int cmd_status(int argc, char **argv)
     char err[1024];
     rs_ncio_summary s;
     int st = rs_ncio_read_summary(path, &s, err, sizeof err);
+    if (st != RS_OK && st != RS_E_NOMEM && report_journal_only(path, json) == 0)
+        return 0;
     if (st != RS_OK) {
         fprintf(stderr, "repsweep status: %s\n", err);
         return st == RS_E_NOMEM ? 1 : 2;

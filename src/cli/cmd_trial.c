@@ -287,6 +287,15 @@ int cmd_trial(int argc, char **argv)
     rs_arch_table_free(&table);
     if (bad)
         return 2;
+    /* before the training, whose result would otherwise be lost */
+    if (o.out && rs_ncio_check_creatable(o.out, err, sizeof err) != RS_OK) {
+        fprintf(stderr, "repsweep trial: --out: %s\n", err);
+        return 2;
+    }
+    if (o.export_weights && rs_ncio_check_creatable(o.export_weights, err, sizeof err) != RS_OK) {
+        fprintf(stderr, "repsweep trial: --export-weights: %s\n", err);
+        return 2;
+    }
 
     if (o.export_weights) {
         rs_net *net = rs_trial_net_alloc(&spec);

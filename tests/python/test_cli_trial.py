@@ -43,6 +43,19 @@ def test_bad_number_exits_2_naming_flag(run_repsweep, flag, value):
     assert proc.stdout == "", "nothing should be trained or printed on a bad option"
 
 
+@pytest.mark.parametrize("flag", ["--out", "--export-weights"])
+def test_uncreatable_output_exits_2_before_training(run_repsweep, tmp_path, flag):
+    """A missing directory is found before the training (whose result would be lost), and
+    named as such, not as netCDF's 'Permission denied'."""
+    target = tmp_path / "no" / "such" / "t.nc"
+    proc = run_repsweep("trial", "--arch", "narrow", "--epochs", "20000", flag, str(target),
+                        "--json", check=False)
+    assert proc.returncode == 2, (proc.returncode, proc.stdout, proc.stderr)
+    assert f"{flag}: {target}: cannot create: No such file or directory" in proc.stderr, \
+        proc.stderr
+    assert proc.stdout == "", "nothing should be trained or printed"
+
+
 def test_bad_precision_exits_2(run_repsweep):
     proc = run_repsweep("trial", *CHEAP, "--precision", "float16", check=False)
     assert proc.returncode == 2

@@ -373,6 +373,23 @@ def test_status_says_when_the_journal_is_ahead_of_the_file(repsweep_bin, long_jo
     assert proc.returncode == 0 and "journal holds" not in proc.stdout, proc.stdout
 
 
+def test_status_before_the_first_write_reports_the_journal(repsweep_bin, interrupted,
+                                                           tmp_path):
+    """A new run writes FILE.nc only after --save-every seconds; until then status reports
+    what the journal's header and size say instead of 'no such file'."""
+    out, _, _ = interrupted
+    early = tmp_path / "early.nc"
+    shutil.copy(str(out) + ".journal", str(early) + ".journal")
+    records = len(journal_indices(str(early) + ".journal"))
+    proc = status(repsweep_bin, early)
+    assert proc.returncode == 0, proc.stderr
+    assert f"{early}: not written yet" in proc.stdout, proc.stdout
+    assert f"holds {records} trials" in proc.stdout and "shard 1/2" in proc.stdout, proc.stdout
+    info = json.loads(status(repsweep_bin, early, "--json").stdout)
+    assert info["results_file_written"] is False and info["journal_trials"] == records
+    assert (info["shard_index"], info["shard_count"]) == (1, 2)
+
+
 def test_status_of_bad_files_exits_2(repsweep_bin, unsharded, tmp_path):
     import netCDF4
     junk = tmp_path / "junk.nc"
