@@ -1,6 +1,7 @@
 """Command line: ``/usr/bin/python3 -m analysis COMMAND ...``. A file that is not a
-readable results file (or trial directory) gives a message naming it on stderr and exit
-status 2."""
+readable results file (or trial directory), an --out directory that cannot be written, or a
+figure asked for with --only that the file cannot give, gives a message naming it on stderr
+and exit status 2."""
 import argparse
 import sys
 
@@ -38,18 +39,28 @@ def main(argv=None):
     except results_mod.ResultsFileError as exc:
         print(f"analysis: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except OSError as exc:  # --out cannot be made or written
+        print(f"analysis: --out: {exc.filename or args.out}: {exc.strerror or exc}",
+              file=sys.stderr)
+        return EXIT_BAD_INPUT
 
 
 def figures(args):
+    missing = []
     for name, paths, lines, skipped in figures_mod.write_all(args.results, args.out,
                                                              args.only):
         if skipped:
             print(f"skipped {name}: {skipped}")
+            missing.append(name)
             continue
         for line in lines:
             print(line)
         for p in paths:
             print(f"wrote {p}")
+    if args.only and missing:  # asked for by name: not drawing it is an error
+        print(f"analysis: {args.results}: cannot draw {', '.join(missing)} (see 'skipped' "
+              f"above)", file=sys.stderr)
+        return EXIT_BAD_INPUT
     return 0
 
 

@@ -197,10 +197,15 @@ static int open_output(const run_options *o, const rs_job *job, const rs_grid *g
     char err[1024], note[64];
     struct stat st;
     snprintf(journal, journal_len, "%s.journal", o->out);
+    if (stat(o->out, &st) == 0 && S_ISDIR(st.st_mode)) {
+        fprintf(stderr, "repsweep run: --out: %s is a directory; --out names the results "
+                "file, e.g. %s/RESULTS.nc\n", o->out, o->out);
+        return EXIT_BAD_INPUT;
+    }
     if (stat(o->out, &st) == 0 && stat(journal, &st) != 0 && errno == ENOENT) {
         fprintf(stderr, "repsweep run: --out: %s exists but its journal %s does not (not a "
-                "file of repsweep run, or its journal was deleted): use another --out or "
-                "delete it\n", o->out, journal);
+                "results file of repsweep run, or its journal was deleted); it is left as it "
+                "is: use another --out\n", o->out, journal);
         return EXIT_BAD_INPUT;
     }
     rs_store_layout layout;

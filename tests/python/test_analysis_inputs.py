@@ -106,6 +106,20 @@ def _assert_clear_error(proc, name, *words):
         assert w in proc.stderr, proc.stderr
 
 
+def test_unwritable_out_is_a_clear_error(stopped, tmp_path):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a directory")
+    _assert_clear_error(analysis_cli("figures", stopped, "--out", blocker / "figs"),
+                        str(blocker), "--out")
+
+
+def test_only_a_figure_the_file_cannot_give_is_an_error(stopped, tmp_path):
+    """Asked for by name, a skipped figure is an error (exit 2), not a silent success."""
+    proc = analysis_cli("figures", stopped, "--out", tmp_path, "--only", "dynamics")
+    assert "skipped dynamics: no trajectories" in proc.stdout, proc.stdout
+    _assert_clear_error(proc, Path(stopped).name, "cannot draw dynamics")
+
+
 def test_truncated_file_is_a_clear_error(stopped, tmp_path):
     data = Path(stopped).read_bytes()
     for frac in (0.5, 0.9):

@@ -165,6 +165,13 @@ def test_same_name_edited_job_is_refused(repsweep_bin, tmp_path):
     assert proc.returncode == 2 and "was written by job 'same'" in proc.stderr, proc.stderr
 
 
+def test_out_that_is_a_directory_is_refused(repsweep_bin, tmp_path):
+    job = write_job(tmp_path / "tiny.cfg", theory=False, seeds=(0,))
+    proc = run(repsweep_bin, job, tmp_path)
+    assert proc.returncode == 2 and f"{tmp_path} is a directory" in proc.stderr, proc.stderr
+    assert not Path(str(tmp_path) + ".journal").exists()
+
+
 def test_results_file_without_journal_is_refused_and_unchanged(repsweep_bin, tmp_path):
     job = write_job(tmp_path / "tiny.cfg", theory=False, seeds=(0,))
     out = tmp_path / "r.nc"
