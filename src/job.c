@@ -290,6 +290,7 @@ typedef struct {
     rs_job *job;
     rs_arch_table table;
     int table_loaded;
+    int arch_file_default;      /* the job does not set architectures_file */
 } job_ctx;
 
 static int fail(job_ctx *c, int line, const char *fmt, ...)
@@ -400,7 +401,7 @@ static int get_values(job_ctx *c, const config_setting_t *s, const char *key,
         for (int j = 0; distinct && j < i; j++)
             if (out->v[j] == out->v[i])
                 return fail(c, line_of(e),
-                            "'%s' lists %.17g twice (the values of a grid axis must differ)",
+                            "'%s' lists %.15g twice (the values of a grid axis must differ)",
                             key, out->v[i]);
     }
     return RS_OK;
@@ -467,7 +468,10 @@ static int need_table(job_ctx *c, int line)
     char inner[768];
     int st = rs_arch_table_load(c->job->architectures_file, &c->table, inner, sizeof inner);
     if (st != RS_OK)
-        return fail_at(c->err, c->len, c->file, line, st, "architectures file: %s", inner);
+        return fail_at(c->err, c->len, c->file, line, st, "architectures file: %s%s", inner,
+                       c->arch_file_default ? " (the default, architectures.cfg beside the job "
+                       "file: set architectures_file to the one you mean, e.g. the path of "
+                       "jobs/architectures.cfg)" : "");
     c->table_loaded = 1;
     return RS_OK;
 }
@@ -728,6 +732,7 @@ static int parse_job(job_ctx *c, const config_setting_t *root)
     s = st == RS_OK ? config_setting_get_member(root, "architectures_file") : NULL;
     if (s)
         st = get_string(c, s, "'architectures_file'", &value);
+    c->arch_file_default = s == NULL;
     if (st == RS_OK)
         st = resolve_arch_file(c, value);
     if (st == RS_OK && s) /* named explicitly: it must be readable even if no block uses it */
@@ -767,7 +772,7 @@ int rs_job_load(const char *path, rs_job *job, char *err, size_t len)
     memset(job, 0, sizeof *job);
     job->precision = RS_PRECISION_FLOAT64;
     job->converge_loss = 1e-3; /* the authors' threshold */
-    job_ctx c = {path, err, len, job, {NULL, 0}, 0};
+    job_ctx c = {path, err, len, job, {NULL, 0}, 0, 0};
     int st = read_text(path, "job file", &job->text, err, len);
     if (st == RS_OK && !(job->path = strdup(path)))
         st = RS_E_NOMEM;

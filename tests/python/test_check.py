@@ -137,6 +137,9 @@ CASES = [
      job('  { name = "x"; architectures = ["narrow"]; input_gaps = [1.0]; target_gaps = [0.5];\n'
          '    seeds = [0, 1,\n      1]; }  # <-'),
      "'seeds' lists 1 twice"),
+    ("duplicate_gain",
+     job(f'  {{ name = "x";\n    gains = [1.4, 0.7,\n      1.4];  # <-\n{BLOCK} }}'),
+     "'gains' lists 1.4 twice"),
     ("lr_list_without_gains", job(f'  {{ name = "x";\n    lr = [0.01, 0.02];  # <-\n{BLOCK} }}'),
      "'lr' is a list but the block has no 'gains'"),
     ("zero_input_gap",
