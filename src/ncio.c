@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <math.h>
 #include <cblas.h> /* openblas_get_config, for provenance */
 #include <gsl/gsl_version.h>
@@ -37,19 +38,34 @@
         }                                                                                  \
     } while (0)
 
+/* O_EXCL: a file this creates is known to be ours to remove (a symlink, even a dangling one,
+ * is never followed or replaced); O_NONBLOCK: a FIFO must not block the check. An existing
+ * path is opened without O_TRUNC, so its content is untouched. */
 int rs_ncio_check_creatable(const char *path, char *err, size_t err_len)
 {
-    int existed = access(path, F_OK) == 0;
-    int fd = open(path, O_WRONLY | O_CREAT, 0644);
-    if (fd < 0) {
-        if (err && err_len)
-            snprintf(err, err_len, "%s: cannot create: %s", path, strerror(errno));
-        return RS_E_IO;
-    }
-    close(fd);
-    if (!existed)
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NONBLOCK, 0644);
+    if (fd >= 0) {
+        close(fd);
         unlink(path);
-    return RS_OK;
+        return RS_OK;
+    }
+    if (errno == EEXIST) {
+        fd = open(path, O_WRONLY | O_NONBLOCK);
+        if (fd < 0 && errno == ENOENT)
+            return RS_OK; /* a dangling symlink: nc_create follows it, as it always did */
+        if (fd >= 0) {
+            struct stat st;
+            int regular = fstat(fd, &st) == 0 && S_ISREG(st.st_mode);
+            close(fd);
+            if (regular)
+                return RS_OK;
+            errno = EINVAL;
+        }
+    }
+    if (err && err_len)
+        snprintf(err, err_len, "%s: cannot create: %s", path,
+                 errno == EINVAL || errno == ENXIO ? "not a regular file" : strerror(errno));
+    return RS_E_IO;
 }
 
 static int put_text(int nc, int var, const char *name, const char *value)

@@ -772,6 +772,10 @@ int rs_store_peek(const char *path, rs_store_peek_info *info, char *err, size_t 
     info->job_hash = d.hash;
     info->trials = d.trials;
     info->shard = d.shard;
-    info->records = (uint64_t)(st.st_size - HEADER_BYTES) / (d.rec_bytes + 4u);
+    /* by size: damaged slots kept between intact records are counted too, so clamp to the
+     * trials the journal can hold */
+    uint64_t slots = (uint64_t)(st.st_size - HEADER_BYTES) / (d.rec_bytes + 4u);
+    uint64_t most = rs_grid_shard_trials(&d.shard, 0, d.trials);
+    info->records = slots < most ? slots : most;
     return RS_OK;
 }

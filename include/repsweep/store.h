@@ -170,8 +170,9 @@ uint64_t rs_store_damaged_records(const rs_store *store);
 /* Unix time at which the journal was created (the results' `created`). */
 int64_t rs_store_created(const rs_store *store);
 
-/* What a journal's header says, and how many complete records follow it (by its size: the
- * records are not read or checked), for a reader that must not take the journal's lock
+/* What a journal's header says, and how many complete records follow it (by its size, at most
+ * the trials its shard holds: the records are not read or checked, so damaged slots kept
+ * between intact ones count too), for a reader that must not take the journal's lock
  * (`repsweep status` while the run writes). */
 typedef struct {
     uint64_t job_hash, trials, records;

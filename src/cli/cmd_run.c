@@ -217,9 +217,9 @@ static int open_output(const run_options *o, const rs_job *job, const rs_grid *g
         return s == RS_E_NOMEM ? EXIT_ERROR : EXIT_BAD_INPUT;
     }
     if (rs_store_damaged_records(*store) > 0)
-        fprintf(stderr, "repsweep run: %s: skipped %llu damaged record(s) between intact ones "
-                "(CRC mismatch: the file was altered on disk); their trials run again, every "
-                "intact record is kept\n", journal,
+        fprintf(stderr, "repsweep run: %s: skipped %llu slot(s) between intact records that "
+                "are damaged (altered on disk) or repeat a trial; every intact record is kept, "
+                "and a trial without one runs again\n", journal,
                 (unsigned long long)rs_store_damaged_records(*store));
     if (rs_store_dropped_bytes(*store) > 0)
         fprintf(stderr, "repsweep run: %s: dropped %llu bytes after its last intact record (a "

@@ -1,11 +1,13 @@
 /* cmd_status.c — `repsweep status FILE.nc [--json]`: a sweep's progress from its results
  * file alone (done/expected, failures, rates, ETA, per architecture), safe while the run
  * goes on: the run replaces FILE.nc by rename, so a reader sees the old file or the new. */
+#include <errno.h>
 #include <getopt.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include "commands.h"
@@ -327,11 +329,9 @@ static int report_journal_only(const char *path, int json)
 {
     char journal[4096], err[1024];
     rs_store_peek_info info;
-    FILE *f = fopen(path, "rb");
-    if (f) {
-        fclose(f);
-        return -1; /* FILE.nc exists: its own error stands */
-    }
+    struct stat st;
+    if (stat(path, &st) == 0 || errno != ENOENT)
+        return -1; /* FILE.nc exists (or cannot be looked at): its own error stands */
     if ((size_t)snprintf(journal, sizeof journal, "%s.journal", path) >= sizeof journal ||
         rs_store_peek(journal, &info, err, sizeof err) != RS_OK)
         return -1;

@@ -1,6 +1,7 @@
 """Short tests of `repsweep trial` from the command line: help, option errors, --json,
 reproducibility by seed, and the --out netCDF file. Cheap runs only (--arch narrow)."""
 import math
+import os
 
 import numpy as np
 import pytest
@@ -54,6 +55,22 @@ def test_uncreatable_output_exits_2_before_training(run_repsweep, tmp_path, flag
     assert f"{flag}: {target}: cannot create: No such file or directory" in proc.stderr, \
         proc.stderr
     assert proc.stdout == "", "nothing should be trained or printed"
+
+
+def test_out_through_a_symlink_writes_its_target(run_repsweep, tmp_path):
+    """The check before training must not replace a (dangling) symlink by a file."""
+    (tmp_path / "target").mkdir()
+    link = tmp_path / "link.nc"
+    link.symlink_to(tmp_path / "target" / "res.nc")
+    run_repsweep("trial", *CHEAP, "--no-fit", "--out", str(link))
+    assert link.is_symlink() and (tmp_path / "target" / "res.nc").stat().st_size > 0
+
+
+def test_out_that_is_a_fifo_exits_2_without_waiting(run_repsweep, tmp_path):
+    fifo = tmp_path / "f.nc"
+    os.mkfifo(fifo)
+    proc = run_repsweep("trial", *CHEAP, "--out", str(fifo), check=False, timeout=20)
+    assert proc.returncode == 2 and "not a regular file" in proc.stderr, proc.stderr
 
 
 def test_bad_precision_exits_2(run_repsweep):

@@ -238,12 +238,17 @@ def test_damaged_middle_journal_record_is_skipped_and_the_rest_kept(repsweep_bin
     journal.write_bytes(bytes(data))
     proc = run(repsweep_bin, job, out)
     assert proc.returncode == 0, proc.stderr
-    assert "skipped 1 damaged record" in proc.stderr, proc.stderr
+    assert "skipped 1 slot(s) between intact records" in proc.stderr, proc.stderr
     assert "dropped" not in proc.stderr, proc.stderr
     assert "resuming: 7 of 8 trials done" in proc.stderr and "(1 in this run)" in proc.stderr
     indices = journal_indices(journal)
     assert len(indices) == 9 and sorted(set(indices)) == list(range(8)), indices
     assert_same_results(reference, read_results(out), "after a damaged middle record")
+    # the damaged slot stays in the journal; status must not count it as a trial ahead
+    proc = subprocess.run([repsweep_bin, "status", str(out)], capture_output=True, text=True,
+                          env=env())
+    assert proc.returncode == 0 and "done: 8 of 8" in proc.stdout, proc.stdout + proc.stderr
+    assert "journal holds" not in proc.stdout, proc.stdout
 
 
 def test_finished_job_rerun_does_nothing(repsweep_bin, tmp_path):
