@@ -268,8 +268,9 @@ uint64_t rs_store_hash_text(const char *text)
 /* --- the journal --- */
 
 /* Header layout (bytes): magic 0-7, version 8, record size 12, byte-order mark 16,
- * architectures' digest 20 (rs_job_arch_digest; zero before format 4), job hash 24, trials 32, created 40, job name 48-111 (NUL-padded), shard index 112 and
- * shard count 116 (uint32), zero 120, CRC-32 of bytes 0-123 at 124. Format 1 (before
+ * architectures' digest 20 (rs_job_arch_digest; zero before format 4), job hash 24,
+ * trials 32, created 40, job name 48-111 (NUL-padded), shard index 112 and shard count 116
+ * (uint32), zero 120, CRC-32 of bytes 0-123 at 124. Format 1 (before
  * shards) had its CRC-32 of bytes 0-111 at 112 and zeros after: it is read as shard 0/1. */
 #define HEADER_BYTES 128
 #define HEADER_CRC_AT 124

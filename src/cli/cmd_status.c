@@ -1,6 +1,7 @@
 /* cmd_status.c — `repsweep status FILE.nc [--json]`: a sweep's progress from its results
- * file alone (done/expected, failures, rates, ETA, per architecture), safe while the run
- * goes on: the run replaces FILE.nc by rename, so a reader sees the old file or the new. */
+ * file (done/expected, failures, rates, ETA, per architecture), safe while the run goes on:
+ * the run replaces FILE.nc by rename, so a reader sees the old file or the new. Before a new
+ * run's first write of FILE.nc, what its journal's header says instead. */
 #include <errno.h>
 #include <getopt.h>
 #include <math.h>
