@@ -178,14 +178,21 @@ static int make_report(const rs_ncio_summary *s, report *r)
     return RS_OK;
 }
 
+/* The header of FILE.nc's journal (its path into journal): RS_OK, or not there or not one. */
+static int peek_journal(const char *path, char journal[4096], rs_store_peek_info *info)
+{
+    char err[1024];
+    if ((size_t)snprintf(journal, 4096, "%s.journal", path) >= 4096)
+        return RS_E_INVALID;
+    return rs_store_peek(journal, info, err, sizeof err);
+}
+
 /* The journal beside FILE.nc, if it is this file's and holds more trials than it. */
 static void look_at_journal(const char *path, const rs_ncio_summary *s, report *r)
 {
-    char journal[4096], err[1024], hash[32];
+    char journal[4096], hash[32];
     rs_store_peek_info info;
-    if ((size_t)snprintf(journal, sizeof journal, "%s.journal", path) >= sizeof journal)
-        return;
-    if (rs_store_peek(journal, &info, err, sizeof err) != RS_OK)
+    if (peek_journal(path, journal, &info) != RS_OK)
         return; /* no journal (a merged file, or a copy): nothing to add */
     snprintf(hash, sizeof hash, "%016llx", (unsigned long long)info.job_hash);
     if (strcmp(hash, s->job_hash) == 0 && info.records > s->n)
@@ -328,13 +335,12 @@ static void print_json(const rs_ncio_summary *s, const report *r)
  * report the journal's header; 0 if there was one to report. */
 static int report_journal_only(const char *path, int json)
 {
-    char journal[4096], err[1024];
+    char journal[4096];
     rs_store_peek_info info;
     struct stat st;
     if (stat(path, &st) == 0 || errno != ENOENT)
         return -1; /* FILE.nc exists (or cannot be looked at): its own error stands */
-    if ((size_t)snprintf(journal, sizeof journal, "%s.journal", path) >= sizeof journal ||
-        rs_store_peek(journal, &info, err, sizeof err) != RS_OK)
+    if (peek_journal(path, journal, &info) != RS_OK)
         return -1;
     if (json) {
         printf("{\"results_file_written\": false, \"job_hash\": \"%016llx\", \"shard_index\": "

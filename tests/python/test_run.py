@@ -2,6 +2,7 @@
 checkpoint), a clean stop on SIGUSR1 (exit 3), and bad input (exit 2, nothing lost).
 The MPI rank-count test lives in tests/mpi (CTest label `mpi`)."""
 import random
+import re
 import signal
 import subprocess
 import time
@@ -135,17 +136,20 @@ def test_edited_architecture_record_is_refused_and_unchanged(repsweep_bin, tmp_p
     nc_bytes, journal_bytes = out.read_bytes(), journal.read_bytes()
 
     text = archs.read_text()
-    unused = text.replace('name = "shallow";              activation = "leaky_relu"; '
-                          'hidden_layers = 2;', 'name = "shallow";              activation = '
-                          '"leaky_relu"; hidden_layers = 3;')
+
+    def with_hidden_layers(name, layers):
+        edited, n = re.subn(rf'(name = "{name}";[^\n]*hidden_layers = )\d+', rf'\g<1>{layers}',
+                            text)
+        assert n == 1, name
+        return edited
+
+    unused = with_hidden_layers("shallow", 3)
     assert unused != text
     archs.write_text(unused)
     proc = run(repsweep_bin, job, out)
     assert proc.returncode == 0 and "(0 in this run)" in proc.stderr, proc.stderr
 
-    used = text.replace('name = "narrow";               activation = "leaky_relu"; '
-                        'hidden_layers = 20;', 'name = "narrow";               activation = '
-                        '"leaky_relu"; hidden_layers = 4;')
+    used = with_hidden_layers("narrow", 4)
     assert used != text
     archs.write_text(used)
     proc = run(repsweep_bin, job, out)
