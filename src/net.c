@@ -218,7 +218,7 @@ size_t rs_arch_workspace_bytes(const rs_arch *arch, rs_precision precision)
     if (!m)
         return 0;
     size_t real = precision == RS_PRECISION_FLOAT32 ? sizeof(float) : sizeof(double);
-    size_t bytes = 0, max_width = 1, max_col = 1, max_zb = 1;
+    size_t bytes = 0, max_width = 1, max_col = 1, max_zb = 1, max_partial = 1;
     int S = rs_arch_stage_count(arch);
     for (int s = 0; s <= S; s++) {
         bytes += aligned_array_bytes(m[s].n_weight, real) +
@@ -233,10 +233,13 @@ size_t rs_arch_workspace_bytes(const rs_arch *arch, rs_precision precision)
             max_col = 2 * (size_t)m[s].c_in * m[s].k * m[s].len_out;
         if (m[s].conv && 2 * (size_t)m[s].out > max_zb)
             max_zb = 2 * (size_t)m[s].out;
+        if (rs_dense_partial_count(&m[s]) > max_partial)
+            max_partial = rs_dense_partial_count(&m[s]);
     }
-    /* scratch: dL/dz, the convolution's column buffers and its output block */
+    /* scratch: dL/dz, the convolution's column buffers and its output block, the dense
+     * backward pass's per-block sums */
     bytes += aligned_array_bytes(2 * max_width, real) + 2 * aligned_array_bytes(max_col, real) +
-             aligned_array_bytes(max_zb, real);
+             aligned_array_bytes(max_zb, real) + aligned_array_bytes(max_partial, real);
     free(m);
     return bytes;
 }
@@ -377,6 +380,14 @@ void rs_net_draw_dropout(rs_net *net)
         rs_engine_draw_dropout_f64(net->e64, net->arch.dropout, net->dropout_rng);
     else
         rs_engine_draw_dropout_f32(net->e32, net->arch.dropout, net->dropout_rng);
+}
+
+void rs_net_set_threads(rs_net *net, int threads)
+{
+    if (net->e64)
+        rs_engine_set_threads_f64(net->e64, threads);
+    else
+        rs_engine_set_threads_f32(net->e32, threads);
 }
 
 size_t rs_net_bytes(const rs_net *net)

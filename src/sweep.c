@@ -34,12 +34,13 @@ void rs_sweep_options_default(rs_sweep_options *o)
     o->chunk_seconds = 2.0;
     o->progress_seconds = 10.0;
     o->checkpoint_seconds = 300.0;
+    o->threads = 1;
 }
 
 /* --- one trial --- */
 
 static int network_trial(const rs_grid *grid, const rs_store_layout *l, const rs_grid_trial *t,
-                         uint64_t index, volatile sig_atomic_t *stop, rs_store_record *rec)
+                         uint64_t index, const rs_sweep_options *o, rs_store_record *rec)
 {
     rs_trial_spec spec;
     rs_trial_result res;
@@ -47,7 +48,8 @@ static int network_trial(const rs_grid *grid, const rs_store_layout *l, const rs
     int st = rs_grid_trial_spec(grid, t, &spec);
     if (st != RS_OK)
         return st;
-    spec.stop = stop;
+    spec.stop = o->stop;
+    spec.threads = o->threads;
     int n_stages = spec.all_layers ? rs_arch_stage_count(&spec.arch) : 0;
     st = rs_trajectory_alloc(&traj, spec.epochs, n_stages);
     if (st == RS_OK)
@@ -94,7 +96,7 @@ static int theory_trial(const rs_store_layout *l, const rs_grid_trial *t, uint64
     return RS_OK;
 }
 
-int rs_sweep_trial(const rs_grid *grid, uint64_t index, volatile sig_atomic_t *stop,
+int rs_sweep_trial(const rs_grid *grid, uint64_t index, const rs_sweep_options *o,
                    rs_store_record *rec)
 {
     rs_grid_coords c;
@@ -106,7 +108,7 @@ int rs_sweep_trial(const rs_grid *grid, uint64_t index, volatile sig_atomic_t *s
         return st;
     rs_store_layout l;
     rs_store_layout_of(grid, &l); /* cheap beside a trial: a loop over the job's axes */
-    return t.kind == RS_BLOCK_NETWORK ? network_trial(grid, &l, &t, index, stop, rec)
+    return t.kind == RS_BLOCK_NETWORK ? network_trial(grid, &l, &t, index, o, rec)
                                       : theory_trial(&l, &t, index, rec);
 }
 
@@ -256,7 +258,7 @@ static void master_alone(master *m, plan *p, uint64_t *idx, unsigned char *recs,
         size_t n = 0;
         for (size_t i = 0; i < k && !m->stopping; i++) {
             double t0 = seconds_now();
-            if (rs_sweep_trial(m->grid, idx[i], m->o->stop,
+            if (rs_sweep_trial(m->grid, idx[i], m->o,
                                (rs_store_record *)(recs + n * rec_bytes)) == RS_OK)
                 n++;
             *busy += seconds_now() - t0;
@@ -396,7 +398,7 @@ static int worker(const rs_grid *grid, const rs_sweep_options *o, unsigned char 
                 break;
             }
             double t0 = seconds_now();
-            if (rs_sweep_trial(grid, msg[1 + i], o->stop,
+            if (rs_sweep_trial(grid, msg[1 + i], o,
                                (rs_store_record *)(recs + n * rec_bytes)) == RS_OK)
                 n++;
             *busy += seconds_now() - t0;

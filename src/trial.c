@@ -31,6 +31,7 @@ void rs_trial_spec_default(rs_trial_spec *spec, const rs_arch *arch)
     spec->observed_stage = -1;
     spec->converge_loss = 1e-3;        /* the authors' threshold */
     spec->fit = 1;
+    spec->threads = 1;
     rs_fit_options_default(&spec->fit_options);
 }
 
@@ -237,6 +238,7 @@ rs_net *rs_trial_net_alloc(const rs_trial_spec *s)
         rs_net_free(net);
         return NULL;
     }
+    rs_net_set_threads(net, s->threads);
     return net;
 }
 

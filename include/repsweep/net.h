@@ -7,7 +7,8 @@
  * epoch of plain full-batch gradient descent on L = 1/2 mean_i (f(x_i) - y_i)^2.
  * Precision float64 (default) or float32, from one source (net_impl.h, compiled twice).
  * The convolutions' matrix products go through OpenBLAS (cblas), its thread count set by the
- * caller; dense products (a matrix times the two points) are vectorised kernels (net_impl.h).
+ * caller; dense products (a matrix times the two points) are vectorised kernels (net_impl.h),
+ * their row blocks shared out over OpenMP threads (rs_net_set_threads).
  * Never: files, MPI, the ODE, printing.
  *
  * Networks (input and output width 1; biases present and zero at start; Xavier-normal
@@ -115,6 +116,13 @@ size_t rs_arch_workspace_bytes(const rs_arch *arch, rs_precision precision);
 /* Allocate the workspace for one trial. NULL on allocation failure or invalid arch. */
 rs_net *rs_net_alloc(const rs_arch *arch, rs_precision precision);
 void rs_net_free(rs_net *net);
+
+/* Threads for the dense maps (default 1): their rows are split into fixed blocks
+ * (net_private.h) that threads share out, so a trial's numbers are the same for every thread
+ * count; maps under 32768 weights stay on the calling thread. At most 8 threads are used.
+ * The convolutions use OpenBLAS's threads, which the caller sets; their results do change
+ * with OpenBLAS's thread count, at the rounding level. */
+void rs_net_set_threads(rs_net *net, int threads);
 
 /* Xavier-normal weights with `gain` from the generator keyed by `weights_key`, zero biases;
  * the dropout stream (if any) is reset to `dropout_key`. */

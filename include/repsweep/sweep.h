@@ -47,6 +47,7 @@ typedef struct {
     int (*checkpoint)(const rs_store *store, void *ctx);
     void *ctx;
     volatile sig_atomic_t *stop; /* this rank's stop flag (may be NULL) */
+    int threads;                 /* per rank, for the dense maps (rs_trial_spec.threads) */
 } rs_sweep_options;
 
 /* max_chunk 64, chunk_seconds 2, progress every 10 s, checkpoint every 300 s, no callbacks. */
@@ -77,11 +78,11 @@ int rs_sweep_run(MPI_Comm comm, const rs_grid *grid, rs_store *store,
 /* Compute trial `index` of `grid` into `rec`, which has room for the grid's record
  * (rs_store_record_bytes of rs_store_layout_of(grid): the summary, then the per-stage results
  * and trajectories the job records). Not collective (no MPI). Returns RS_OK (the
- * record holds the outcome, failed fits and divergence included), RS_S_STOPPED when *stop
+ * record holds the outcome, failed fits and divergence included), RS_S_STOPPED when *o->stop
  * was set during training (nothing to record), RS_E_INVALID for an index outside the grid.
  * A trial that could not run (e.g. out of memory) is an RS_OK record with a negative
  * status, so that a sweep goes on. */
-int rs_sweep_trial(const rs_grid *grid, uint64_t index, volatile sig_atomic_t *stop,
+int rs_sweep_trial(const rs_grid *grid, uint64_t index, const rs_sweep_options *o,
                    rs_store_record *rec);
 
 #endif

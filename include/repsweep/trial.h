@@ -35,10 +35,12 @@ typedef struct {
      * epoch: once it is nonzero the trial is abandoned (rs_trial_run returns RS_S_STOPPED),
      * so a sweep stops within one epoch. Reading it never changes a finished trial's numbers. */
     volatile sig_atomic_t *stop;
+    int threads;           /* for the dense maps (rs_net_set_threads; default 1), which give
+                            * the same numbers for any count; the caller sets OpenBLAS's */
 } rs_trial_spec;
 
 /* Table 1's settings for `arch` and the authors' gaps (input 1, target sqrt(0.5)), seed 0,
- * float64, observed layer in the middle, converge_loss 1e-3, no early stop, fit on. */
+ * float64, observed layer in the middle, converge_loss 1e-3, no early stop, fit on, 1 thread. */
 void rs_trial_spec_default(rs_trial_spec *spec, const rs_arch *arch);
 
 /* Per-epoch records, in evaluation mode, before each update. Index e = epoch e. */

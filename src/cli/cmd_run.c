@@ -4,6 +4,7 @@
 #include <cblas.h>
 #include <errno.h>
 #include <getopt.h>
+#include <limits.h>
 #include <mpi.h>
 #include <signal.h>
 #include <stdio.h>
@@ -47,7 +48,10 @@ static void run_usage(FILE *out)
         "finish) and writes; ranks >= 1 compute. Without mpirun one process does both.\n"
         "\n"
         "  --out FILE.nc        results file (required); its journal is FILE.nc.journal\n"
-        "  --threads T          OpenBLAS threads per rank (default 1)\n"
+        "  --threads T          threads per rank (default 1): the dense layers' row blocks\n"
+        "                       (OpenMP, at most 8) and the convolutions' OpenBLAS; a dense\n"
+        "                       net's results do not depend on it, a convolution net's do\n"
+        "                       (OpenBLAS rounds differently with more threads)\n"
         "  --chunk N            at most N trials per chunk handed to a rank (default 64; a\n"
         "                       chunk also closes at ~2 estimated seconds of work)\n"
         "  --progress S         progress on stderr every S seconds (default 10; 0: off)\n"
@@ -299,6 +303,20 @@ static int finish(const run_options *o, const rs_store *store, results_target *t
 }
 
 /* Everything between MPI_Init and MPI_Finalize; collective. Returns the exit status. */
+/* --threads above the CPUs a rank is bound to makes its threads spin against each other
+ * (mpirun binds each of 1-2 ranks to one core by default): say so once, from rank 0. */
+static void warn_threads(const run_options *o, MPI_Comm comm)
+{
+    int rank, ranks, cpus = opt_cpus_allowed();
+    MPI_Comm_rank(comm, &rank);
+    MPI_Comm_size(comm, &ranks);
+    int is_short = cpus > 0 && cpus < o->threads, ranks_short = 0, fewest = cpus > 0 ? cpus : INT_MAX;
+    MPI_Reduce(&is_short, &ranks_short, 1, MPI_INT, MPI_SUM, 0, comm);
+    MPI_Reduce(rank == 0 ? MPI_IN_PLACE : &fewest, &fewest, 1, MPI_INT, MPI_MIN, 0, comm);
+    if (rank == 0)
+        opt_warn_threads("run", o->threads, ranks_short, ranks, fewest);
+}
+
 static int run(const run_options *o, const char *command_line, MPI_Comm comm)
 {
     int rank, rc = EXIT_DONE;
@@ -321,6 +339,7 @@ static int run(const run_options *o, const char *command_line, MPI_Comm comm)
     MPI_Allreduce(MPI_IN_PLACE, &rc, 1, MPI_INT, MPI_MAX, comm);
     if (rc)
         return rc;
+    warn_threads(o, comm);
     uint64_t hash = rs_store_hash_text(job.text);
     if (rank == 0)
         rc = open_output(o, &job, &grid, hash, journal, sizeof journal, &store);
@@ -348,6 +367,7 @@ static int run(const run_options *o, const char *command_line, MPI_Comm comm)
         so.checkpoint = write_results;
         so.ctx = &target;
         so.stop = &stop_signal;
+        so.threads = (int)o->threads;
         st = rs_sweep_run(comm, &grid, store, &so, &rep);
         /* every rank's peak memory to rank 0 (NULL there if it cannot be allocated) */
         int ranks;

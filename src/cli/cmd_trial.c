@@ -36,7 +36,10 @@ static void trial_usage(FILE *out)
         "  --converge-loss X    converged iff the final loss < X (default 1e-3)\n"
         "  --stop-loss X        stop early once the loss < X (default: run all epochs)\n"
         "  --no-fit             train and record only\n"
-        "  --threads T          OpenBLAS threads (default 1)\n"
+        "  --threads T          threads (default 1): the dense layers' row blocks (OpenMP,\n"
+        "                       at most 8) and the convolutions' OpenBLAS; a dense net's\n"
+        "                       results do not depend on it, a convolution net's do\n"
+        "                       (OpenBLAS rounds differently with more threads)\n"
         "  --out FILE.nc        write trajectories, theory curves and results as netCDF\n"
         "  --export-weights F   write the initial weights as netCDF (PyTorch layouts)\n"
         "  --json               print one JSON object instead of the summary\n"
@@ -274,6 +277,8 @@ int cmd_trial(int argc, char **argv)
     if (p)
         return p > 0 ? 0 : 2;
     openblas_set_num_threads(o.threads);
+    if (opt_cpus_allowed() > 0 && opt_cpus_allowed() < o.threads)
+        opt_warn_threads("trial", o.threads, 1, 1, opt_cpus_allowed());
 
     char err[1024];
     rs_arch_table table;
@@ -287,6 +292,7 @@ int cmd_trial(int argc, char **argv)
     rs_arch_table_free(&table);
     if (bad)
         return 2;
+    spec.threads = o.threads;
     /* before the training, whose result would otherwise be lost */
     if (o.out && rs_ncio_check_creatable(o.out, err, sizeof err) != RS_OK) {
         fprintf(stderr, "repsweep trial: --out: %s\n", err);

@@ -1,7 +1,9 @@
 /* options.c — command-line helpers (see options.h). */
+#define _GNU_SOURCE /* sched_getaffinity, CPU_COUNT */
 #include "options.h"
 
 #include <errno.h>
+#include <sched.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -96,6 +98,28 @@ void opt_command_line(int argc, char **argv, char *buf, unsigned long len)
             break;
         used += (size_t)n;
     }
+}
+
+int opt_cpus_allowed(void)
+{
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    return sched_getaffinity(0, sizeof set, &set) == 0 ? CPU_COUNT(&set) : -1;
+}
+
+void opt_warn_threads(const char *cmd, long threads, int ranks_short, int ranks, int cpus)
+{
+    if (ranks_short == 0)
+        return;
+    if (ranks > 1)
+        fprintf(stderr, "repsweep %s: warning: --threads %ld, but %d of %d rank(s) may run on "
+                "fewer CPUs (as few as %d, their affinity masks)", cmd, threads, ranks_short, ranks, cpus);
+    else
+        fprintf(stderr, "repsweep %s: warning: --threads %ld, but this process may run on %d "
+                "CPU(s) (its affinity mask)", cmd, threads, cpus);
+    fprintf(stderr, ": the threads will share them and spin against each other. Give each rank "
+            "%ld cores (mpirun --map-by slot:PE=%ld, or --bind-to none; srun --cpus-per-task=%ld) "
+            "or lower --threads.\n", threads, threads, threads);
 }
 
 long long opt_peak_memory_bytes(void)

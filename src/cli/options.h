@@ -28,6 +28,13 @@ const char *opt_arch_file(const char *flag_value);
  * getrusage's ru_maxrss), or -1 where /proc is not available. */
 long long opt_peak_memory_bytes(void);
 
+/* CPUs this process may run on (its affinity mask, as mpirun or srun bound it); -1 unknown. */
+int opt_cpus_allowed(void);
+
+/* The warning for --threads above the CPUs a rank may use: `ranks_short` of `ranks` ranks
+ * have only `cpus` (the fewest) allowed; prints nothing when ranks_short is 0. */
+void opt_warn_threads(const char *cmd, long threads, int ranks_short, int ranks, int cpus);
+
 /* argv joined by spaces into buf (for provenance attributes). */
 void opt_command_line(int argc, char **argv, char *buf, unsigned long len);
 

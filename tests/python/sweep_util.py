@@ -17,8 +17,8 @@ JOURNAL_SLOT = 204    # a 200-byte record and its CRC-32
 
 
 def write_job(path, name="tiny", gains=(0.8, 1.2), lrs=(0.02, 0.0025), seeds=(0, 1),
-              epochs=400, theory=True, record=""):
-    """A small job: the narrow net over gains x seeds, plus a 4-point theory-only block.
+              epochs=400, theory=True, record="", arch="narrow"):
+    """A small job: the `arch` net over gains x seeds, plus a 4-point theory-only block.
     `record` is the body of a `record = { ... };` group (e.g. "all_layers = true;")."""
     g = ", ".join(f"{x:.6g}" if "." in f"{x:.6g}" else f"{x:.6g}.0" for x in gains)
     lr = ", ".join(repr(float(x)) for x in lrs)
@@ -27,7 +27,7 @@ def write_job(path, name="tiny", gains=(0.8, 1.2), lrs=(0.02, 0.0025), seeds=(0,
 architectures_file = "{ARCH_FILE}";
 {"record = { " + record + " };" if record else ""}
 blocks = (
-  {{ name = "net"; architectures = ["narrow"]; gains = [{g}]; lr = [{lr}];
+  {{ name = "net"; architectures = ["{arch}"]; gains = [{g}]; lr = [{lr}];
     epochs = {epochs}; input_gaps = [1.0]; target_gaps = [{TARGET_GAP}]; seeds = [{s}]; }}'''
     if theory:
         text += f''',

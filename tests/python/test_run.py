@@ -100,6 +100,26 @@ def test_sigusr1_exits_3_with_finished_trials_saved(repsweep_bin, tmp_path):
     assert len(read_results(out)["trial"]) == 40
 
 
+def test_threads_keep_the_results_and_warn_when_bound_to_one_cpu(repsweep_bin, tmp_path):
+    """The shallow net's 500 x 500 map is split into row blocks over --threads threads; the
+    results must be the same bits for 1 and 2 threads. A rank bound to one CPU (as mpirun
+    binds 1-2 ranks by default) with --threads 2 gets a warning, and still the same results."""
+    job = write_job(tmp_path / "t.cfg", arch="shallow", gains=(0.35, 1.0), lrs=(0.01, 0.005),
+                    seeds=(0,), epochs=300, theory=False)
+    one = run(repsweep_bin, job, tmp_path / "one.nc")
+    assert one.returncode == 0 and "warning" not in one.stderr, one.stderr
+    two = run(repsweep_bin, job, tmp_path / "two.nc", "--threads", 2)
+    assert two.returncode == 0, two.stderr
+    bound = subprocess.run(["taskset", "-c", "0", *run_cmd(repsweep_bin, job, tmp_path / "b.nc",
+                                                          "--threads", 2)],
+                           capture_output=True, text=True, timeout=300, env=env())
+    assert bound.returncode == 0, bound.stderr
+    assert "warning: --threads 2, but this process may run on 1 CPU" in bound.stderr, bound.stderr
+    ref = read_results(tmp_path / "one.nc")
+    assert_same_results(ref, read_results(tmp_path / "two.nc"), "--threads 2")
+    assert_same_results(ref, read_results(tmp_path / "b.nc"), "--threads 2 on one CPU")
+
+
 def test_out_in_missing_directory_is_refused(repsweep_bin, tmp_path):
     job = write_job(tmp_path / "tiny.cfg")
     proc = run(repsweep_bin, job, tmp_path / "no" / "such" / "r.nc")

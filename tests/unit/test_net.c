@@ -1,6 +1,7 @@
 /* test_net.c — the network engine: analytic gradients against central finite differences
  * (float64, every activation and variant), the fused update against -lr * gradient,
- * reproducible keyed initialisation, and float32 against float64. */
+ * reproducible keyed initialisation, float32 against float64, and the same bits for every
+ * thread count. */
 #include <gsl/gsl_errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -120,8 +121,8 @@ static void test_gradients_match_finite_differences(void)
 /* The training step (fused backward + update) must equal theta - lr * gradient. */
 static void test_epoch_step_is_gradient_step(void)
 {
-    const int variants[] = {0, 1, 2};
-    for (size_t v = 0; v < 3; v++) {
+    const int variants[] = {0, 1, 2, 3};
+    for (size_t v = 0; v < 4; v++) {
         rs_arch a = small_arch("step", RS_ACT_TANH);
         if (variants[v] == 1) {
             a.units = 30;
@@ -131,6 +132,9 @@ static void test_epoch_step_is_gradient_step(void)
             a.hidden_layers = 5;
             a.skip = 1;
             a.units = 40; /* more than one fused row block */
+        } else if (variants[v] == 3) {
+            a.hidden_layers = 3;
+            a.units = 200; /* 40000 weights: split into 8 row blocks (net_private.h) */
         }
         rs_net *net = rs_net_alloc(&a, RS_PRECISION_FLOAT64);
         rs_pair d;
@@ -240,6 +244,59 @@ static void test_invalid_architectures_are_refused(void)
     CHECK(rs_arch_validate(&a, why, sizeof why) == RS_E_INVALID, "dropout 1 accepted");
 }
 
+/* Dense maps of >= 32768 weights are split into row blocks that threads share out; the
+ * blocks are fixed by the shape, so every thread count must give the same bits: weights,
+ * probes and gradients after 25 epochs, for the plain, skip and dropout variants in both
+ * precisions. 200 units: 8 blocks of 28 rows, the last one short (4 rows). */
+static void run_with_threads(const rs_arch *a, rs_precision prec, int threads, double *params,
+                             double *probes, double *grad)
+{
+    rs_net *net = rs_net_alloc(a, prec);
+    CHECK(net != NULL, "alloc %s", a->name);
+    if (!net)
+        return;
+    rs_net_set_threads(net, threads);
+    rs_pair d;
+    rs_pair_from_gaps(&d, 1.0, 0.7);
+    CHECK_OK(rs_net_init(net, 1.0, 21, 22));
+    for (int e = 0; e < 25; e++) {
+        rs_probe pr;
+        CHECK_OK(rs_net_epoch(net, &d, 0.02, &pr, NULL));
+        probes[2 * e] = pr.dh2;
+        probes[2 * e + 1] = pr.loss;
+    }
+    double loss;
+    CHECK_OK(rs_net_loss_gradient(net, &d, &loss, grad));
+    rs_net_get_params(net, params);
+    rs_net_free(net);
+}
+
+static void test_threads_do_not_change_results(void)
+{
+    for (int variant = 0; variant < 3; variant++)
+        for (int prec = 0; prec < 2; prec++) {
+            rs_arch a = small_arch("threads", RS_ACT_LEAKY_RELU);
+            a.hidden_layers = 3;
+            a.units = 200;
+            a.skip = variant == 1;
+            a.dropout = variant == 2 ? 0.1 : 0;
+            rs_precision p = prec ? RS_PRECISION_FLOAT32 : RS_PRECISION_FLOAT64;
+            size_t n = rs_arch_param_count(&a);
+            double *ref = malloc(2 * n * sizeof *ref), *got = malloc(2 * n * sizeof *got);
+            double ref_probes[50], got_probes[50];
+            run_with_threads(&a, p, 1, ref, ref_probes, ref + n);
+            for (int threads = 2; threads <= 3; threads++) {
+                run_with_threads(&a, p, threads, got, got_probes, got + n);
+                CHECK(memcmp(ref, got, 2 * n * sizeof *ref) == 0 &&
+                          memcmp(ref_probes, got_probes, sizeof ref_probes) == 0,
+                      "variant %d, %s: %d threads changed the results", variant,
+                      rs_precision_name(p), threads);
+            }
+            free(ref);
+            free(got);
+        }
+}
+
 int main(void)
 {
     gsl_set_error_handler_off();
@@ -248,5 +305,6 @@ int main(void)
     test_init_is_keyed_and_reproducible();
     test_float32_tracks_float64();
     test_invalid_architectures_are_refused();
+    test_threads_do_not_change_results();
     return CHECK_REPORT("test_net");
 }
