@@ -402,7 +402,7 @@ int cmd_run(int argc, char **argv)
     if (p)
         return p > 0 ? EXIT_DONE : EXIT_BAD_INPUT;
     int provided;
-    /* only the main thread calls MPI; OpenBLAS's threads never do */
+    /* only the main thread calls MPI; OpenBLAS's and OpenMP's threads never do */
     if (MPI_Init_thread(NULL, NULL, MPI_THREAD_FUNNELED, &provided) != MPI_SUCCESS) {
         fprintf(stderr, "repsweep run: MPI_Init_thread failed\n");
         return EXIT_ERROR;
