@@ -52,7 +52,8 @@ static int same_file(const char *out, const struct stat *out_st, int out_exists,
            st.st_ino == out_st->st_ino;
 }
 
-/* Refuse an --out that is an input or a run's output; returns 0 or -1 (message printed). */
+/* Refuse an --out that is an input, a run's output or cannot be created; returns 0 or -1
+ * (message printed). */
 static int check_out(const char *out, char **inputs, int n)
 {
     struct stat st;
@@ -69,6 +70,11 @@ static int check_out(const char *out, char **inputs, int n)
         fprintf(stderr, "repsweep merge: --out %s has a journal %s: it is the output of a "
                 "`repsweep run`, which would overwrite the merge; write it to a new file\n",
                 out, journal);
+        return -1;
+    }
+    char err[1024];
+    if (rs_ncio_check_creatable(out, err, sizeof err) != RS_OK) {
+        fprintf(stderr, "repsweep merge: --out: %s\n", err);
         return -1;
     }
     return 0;

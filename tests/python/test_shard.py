@@ -209,6 +209,10 @@ def test_merge_refuses_foreign_files_and_its_own_inputs(repsweep_bin, unsharded,
     # an --out with a journal is a run's output: a later resume would overwrite the merge
     proc = merge(repsweep_bin, unsharded, shards[0], shards[1])
     assert proc.returncode == 2 and "journal" in proc.stderr, proc.stderr
+    # an --out that cannot be created is bad input, named with the reason, before any reading
+    proc = merge(repsweep_bin, tmp_path / "no" / "dir" / "m.nc", shards[0], shards[1])
+    assert proc.returncode == 2, proc.stderr
+    assert "--out: " in proc.stderr and "No such file or directory" in proc.stderr, proc.stderr
     for args in ([], ["--out", str(out)], [str(shards[0])]):
         proc = subprocess.run([repsweep_bin, "merge", *args], capture_output=True, text=True,
                               env=env())
