@@ -179,7 +179,8 @@ static void NI(to_batched)(const NI(layer) *L, const REAL *z, REAL *zb)
  * GCC vector extensions (64-byte vectors: 8 doubles or 16 floats) keep them portable;
  * NI_CLONES picks AVX-512, AVX2 or baseline code at load time. The summation order is fixed
  * by the code, not by the CPU: a dot product's lane k sums the elements j = k mod LANES, then
- * the lanes are added pairwise (lanes_sum); W^T dz sums the rows in index order. */
+ * the lanes are added pairwise (lanes_sum); W^T dz sums the rows in index order within each
+ * row block, then the blocks' sums in block order (dense_backward). */
 typedef REAL NI(vec) __attribute__((vector_size(64)));
 #define NI_LANES NI_VEC_LANES /* 64 / sizeof(REAL), set with REAL */
 _Static_assert(NI_VEC_LANES * sizeof(REAL) == 64 && sizeof(NI_INT) == sizeof(REAL),
@@ -391,6 +392,13 @@ static void NI(backward_block)(struct NI(engine) *e, const NI(layer) *L, int b, 
                       dz + L->out + i0, in, in + L->in, g, g ? g + L->in : NULL, alpha, beta);
 }
 
+/* Threads for a dense map: no more than it has blocks (an idle thread would still join every
+ * fork and barrier). */
+static int NI(team)(const struct NI(engine) *e, const NI(layer) *L)
+{
+    return e->threads < L->blocks ? e->threads : L->blocks;
+}
+
 /* Whether a dense map's blocks go to threads. Checked here rather than with OpenMP's `if`
  * clause, which still enters the runtime (a team of one): at ~0.3 us a call, that made the
  * narrow net's 42 small maps per epoch 1.8x slower. */
@@ -407,7 +415,7 @@ static void NI(dense_forward)(const struct NI(engine) *e, const NI(layer) *L, co
                               REAL *z)
 {
     if (NI(threaded)(e, L)) {
-#pragma omp parallel for schedule(static) num_threads(e->threads)
+#pragma omp parallel for schedule(static) num_threads(NI(team)(e, L))
         for (int b = 0; b < L->blocks; b++)
             NI(forward_block)(L, b, in, z);
     } else {
@@ -422,7 +430,7 @@ static void NI(dense_backward)(struct NI(engine) *e, const NI(layer) *L, const R
                                const REAL *in, REAL *gin, REAL *Wt, REAL alpha, REAL beta)
 {
     if (NI(threaded)(e, L)) {
-#pragma omp parallel for schedule(static) num_threads(e->threads)
+#pragma omp parallel for schedule(static) num_threads(NI(team)(e, L))
         for (int b = 0; b < L->blocks; b++)
             NI(backward_block)(e, L, b, dz, in, gin, Wt, alpha, beta);
     } else {
@@ -704,7 +712,10 @@ fail:
 
 size_t NI(engine_bytes)(const struct NI(engine) *e) { return e->bytes; }
 
-void NI(engine_set_threads)(struct NI(engine) *e, int threads) { e->threads = threads > 1 ? threads : 1; }
+void NI(engine_set_threads)(struct NI(engine) *e, int threads)
+{
+    e->threads = threads > 1 ? threads : 1;
+}
 
 /* Xavier-normal: the deviates come from net.c's `normal` (GSL's ziggurat; GSL's randist
  * header cannot be included beside OpenBLAS's cblas.h) in double, in tensor order, so both

@@ -302,21 +302,23 @@ static int finish(const run_options *o, const rs_store *store, results_target *t
     return EXIT_DONE;
 }
 
-/* Everything between MPI_Init and MPI_Finalize; collective. Returns the exit status. */
-/* --threads above the CPUs a rank is bound to makes its threads spin against each other
- * (mpirun binds each of 1-2 ranks to one core by default): say so once, from rank 0. */
+/* --threads above the CPUs a computing rank is bound to makes its threads wait on each other
+ * (mpirun binds each of 1-2 ranks to one core by default): say so once, from rank 0. Under
+ * MPI rank 0 only schedules, so only ranks >= 1 count. Collective. */
 static void warn_threads(const run_options *o, MPI_Comm comm)
 {
-    int rank, ranks, cpus = opt_cpus_allowed();
+    int rank, ranks;
     MPI_Comm_rank(comm, &rank);
     MPI_Comm_size(comm, &ranks);
-    int is_short = cpus > 0 && cpus < o->threads, ranks_short = 0, fewest = cpus > 0 ? cpus : INT_MAX;
+    int cpus = ranks > 1 && rank == 0 ? 0 : opt_cpus_short(o->threads);
+    int is_short = cpus > 0, ranks_short = 0, fewest = cpus > 0 ? cpus : INT_MAX;
     MPI_Reduce(&is_short, &ranks_short, 1, MPI_INT, MPI_SUM, 0, comm);
     MPI_Reduce(rank == 0 ? MPI_IN_PLACE : &fewest, &fewest, 1, MPI_INT, MPI_MIN, 0, comm);
     if (rank == 0)
-        opt_warn_threads("run", o->threads, ranks_short, ranks, fewest);
+        opt_warn_threads("run", o->threads, ranks_short, ranks - 1, fewest);
 }
 
+/* Everything between MPI_Init and MPI_Finalize; collective. Returns the exit status. */
 static int run(const run_options *o, const char *command_line, MPI_Comm comm)
 {
     int rank, rc = EXIT_DONE;

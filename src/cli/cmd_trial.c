@@ -277,8 +277,8 @@ int cmd_trial(int argc, char **argv)
     if (p)
         return p > 0 ? 0 : 2;
     openblas_set_num_threads(o.threads);
-    if (opt_cpus_allowed() > 0 && opt_cpus_allowed() < o.threads)
-        opt_warn_threads("trial", o.threads, 1, 1, opt_cpus_allowed());
+    int cpus_short = opt_cpus_short(o.threads);
+    opt_warn_threads("trial", o.threads, cpus_short > 0, 0, cpus_short);
 
     char err[1024];
     rs_arch_table table;

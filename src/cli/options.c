@@ -3,6 +3,7 @@
 #include "options.h"
 
 #include <errno.h>
+#include <omp.h>
 #include <sched.h>
 #include <math.h>
 #include <stdio.h>
@@ -100,26 +101,32 @@ void opt_command_line(int argc, char **argv, char *buf, unsigned long len)
     }
 }
 
-int opt_cpus_allowed(void)
+int opt_cpus_short(long threads)
 {
+    if (omp_get_proc_bind() != omp_proc_bind_false)
+        return 0;
     cpu_set_t set;
     CPU_ZERO(&set);
-    return sched_getaffinity(0, sizeof set, &set) == 0 ? CPU_COUNT(&set) : -1;
+    if (sched_getaffinity(0, sizeof set, &set) != 0)
+        return 0;
+    return CPU_COUNT(&set) < threads ? CPU_COUNT(&set) : 0;
 }
 
-void opt_warn_threads(const char *cmd, long threads, int ranks_short, int ranks, int cpus)
+void opt_warn_threads(const char *cmd, long threads, int ranks_short, int workers, int cpus)
 {
     if (ranks_short == 0)
         return;
-    if (ranks > 1)
-        fprintf(stderr, "repsweep %s: warning: --threads %ld, but %d of %d rank(s) may run on "
-                "fewer CPUs (as few as %d, their affinity masks)", cmd, threads, ranks_short, ranks, cpus);
+    if (workers > 0)
+        fprintf(stderr, "repsweep %s: warning: --threads %ld, but %d of %d computing rank(s) "
+                "may run on only %d CPU(s) (affinity mask)", cmd, threads, ranks_short, workers,
+                cpus);
     else
-        fprintf(stderr, "repsweep %s: warning: --threads %ld, but this process may run on %d "
-                "CPU(s) (its affinity mask)", cmd, threads, cpus);
-    fprintf(stderr, ": the threads will share them and spin against each other. Give each rank "
-            "%ld cores (mpirun --map-by slot:PE=%ld, or --bind-to none; srun --cpus-per-task=%ld) "
-            "or lower --threads.\n", threads, threads, threads);
+        fprintf(stderr, "repsweep %s: warning: --threads %ld, but this process may run on only "
+                "%d CPU(s) (its affinity mask)", cmd, threads, cpus);
+    fprintf(stderr, ": the threads would share them, each layer waiting for the slowest. Give "
+            "%s %ld CPUs (mpirun --map-by slot:PE=%ld, or --bind-to none; srun "
+            "--cpus-per-task=%ld) or lower --threads.\n", workers > 0 ? "each rank" : "it",
+            threads, threads, threads);
 }
 
 long long opt_peak_memory_bytes(void)

@@ -28,12 +28,15 @@ const char *opt_arch_file(const char *flag_value);
  * getrusage's ru_maxrss), or -1 where /proc is not available. */
 long long opt_peak_memory_bytes(void);
 
-/* CPUs this process may run on (its affinity mask, as mpirun or srun bound it); -1 unknown. */
-int opt_cpus_allowed(void);
+/* The CPUs this process may run on (its affinity mask, as mpirun or srun bound it) if that
+ * is fewer than `threads`, else 0. Also 0 when OpenMP binds threads itself (OMP_PROC_BIND,
+ * OMP_PLACES): the runtime has then pinned the main thread, whose mask is all one can read. */
+int opt_cpus_short(long threads);
 
-/* The warning for --threads above the CPUs a rank may use: `ranks_short` of `ranks` ranks
- * have only `cpus` (the fewest) allowed; prints nothing when ranks_short is 0. */
-void opt_warn_threads(const char *cmd, long threads, int ranks_short, int ranks, int cpus);
+/* The warning for --threads above the CPUs a rank may use: `ranks_short` of `workers`
+ * computing ranks (0: a single process) may use only `cpus` (the fewest). Prints nothing
+ * when ranks_short is 0. */
+void opt_warn_threads(const char *cmd, long threads, int ranks_short, int workers, int cpus);
 
 /* argv joined by spaces into buf (for provenance attributes). */
 void opt_command_line(int argc, char **argv, char *buf, unsigned long len);
