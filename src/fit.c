@@ -17,6 +17,9 @@
  *     half of them of the wrong sign): from the best cell alone 2 of 40 ended in a wrong
  *     minimum; with these starts 1 of 200 did (a trajectory passing within 1e-4 of
  *     dh2 = 0, whose cost is rugged at the 2% scale: 7% off, at 3x the noise-level cost);
+ *     and the two corners of the rate plane where one rate sits at the floor, each the best
+ *     point of a 1-D scan (corner_start), if it beats every grid cell: measured data need
+ *     not come from the model, and a skip net's best fit is such a corner;
  *  3. Levenberg-Marquardt on every fitted epoch from the best result of step 2; its
  *     iterations, convergence and status are the ones reported.
  * The residuals handed to GSL are divided by one constant, the RMS of the fitted data,
@@ -527,13 +530,43 @@ static int ratio_line_start(rate_ctx *c, const rs_fit_options *o, double log_rat
     return isfinite(best);
 }
 
+/* The corners of the rate plane that the grid cannot reach: one rate at the floor. There the
+ * other rate alone sets the time scale (Eq. 7 keeps only its terms), so the model is a
+ * one-parameter family: the ratio solve at rate_h/rate_y = exp(+-CORNER_LN_RATIO), 14
+ * decades, which puts the slow rate at or under the floor for every fast rate in the scan's
+ * range, read along the fast rate (four points per grid step, as ratio_line_start). The best
+ * point goes into x; returns its cost on the scan level (INFINITY if none is finite).
+ * Measured: a skip net's dh2 (~460, falling 4 % early) is fitted to 0.050 % with rate_y at
+ * the floor and rate_h 0.063, against 0.22 % at the best interior start (rate_h at the floor);
+ * the grid's ratios (at most 1e8) never come close. */
+#define CORNER_LN_RATIO (14.0 * M_LN10)
+
+static double corner_start(rate_ctx *c, const rs_fit_options *o, int slow_y, double x[2])
+{
+    const int points = 4 * (o->scan_points - 1) + 1;
+    const double top = M_LN10 * o->log10_rate_max;
+    /* ln(rate_h/rate_y), and the top rate_y the solve must reach */
+    const double ln_ratio = slow_y ? CORNER_LN_RATIO : -CORNER_LN_RATIO;
+    const int st = ratio_solve(c, ln_ratio, slow_y ? top - CORNER_LN_RATIO : top);
+    double best = INFINITY;
+    for (int i = 0; i < points; i++) {
+        const double fast = M_LN10 * grid(o->log10_rate_min, o->log10_rate_max, points, i);
+        const double xt[2] = {slow_y ? fast : fast - CORNER_LN_RATIO,
+                              slow_y ? fast - CORNER_LN_RATIO : fast};
+        const double cost = ratio_eval(c, st, xt[1], c->f_work->data);
+        if (cost < best)
+            best = cost, x[0] = xt[0], x[1] = xt[1];
+    }
+    return best;
+}
+
 /* Steps 2-3: a short Levenberg-Marquardt on the coarse level from each start (stopping
  * where an earlier start's run ended, see run_lm), then the full-resolution one from the
  * best of them. */
 static void fit_from_starts(rate_ctx *c, const rs_fit_options *o, double (*x0)[2],
                             int nstart, rs_fit_result *res)
 {
-    lm_out best = {{0.0, 0.0}, INFINITY, GSL_FAILURE, 0}, out, ends[MAX_STARTS + 1];
+    lm_out best = {{0.0, 0.0}, INFINITY, GSL_FAILURE, 0}, out, ends[MAX_STARTS + 3];
     for (int s = 0; s < nstart; s++) {
         run_lm(c, &c->coarse, x0[s], o->max_iterations, COARSE_XTOL, ends, s, &out);
         ends[s] = out;
@@ -558,7 +591,7 @@ static void fit_from_starts(rate_ctx *c, const rs_fit_options *o, double (*x0)[2
 static void fit(rate_ctx *c, const rs_fit_options *o, rs_fit_result *res)
 {
     int cell[MAX_STARTS];
-    double x0[MAX_STARTS + 1][2];
+    double x0[MAX_STARTS + 3][2];
     if (!scan_rates(c, o))
         return;
     int n = 0;
@@ -568,6 +601,11 @@ static void fit(rate_ctx *c, const rs_fit_options *o, rs_fit_result *res)
     const int ncell = scan_starts(c, o, cell);
     for (int s = 0; s < ncell; s++, n++)
         grid_x(o, cell[s] / o->scan_points, cell[s] % o->scan_points, x0[n]);
+    /* a corner is a start only where it beats the whole grid: elsewhere nothing changes */
+    const double grid_best = ncell > 0 ? c->scan_cost[cell[0]] : INFINITY;
+    for (int slow_y = 0; slow_y < 2; slow_y++)
+        if (corner_start(c, o, slow_y, x0[n]) < grid_best)
+            n++;
     fit_from_starts(c, o, x0, n, res);
 }
 

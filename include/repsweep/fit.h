@@ -52,8 +52,9 @@ void rs_fit_options_default(rs_fit_options *opt);
  * Needs n >= 3, at least 3 fitted epochs, dh2[0] > 0 and finite data; opt may be NULL
  * (defaults). The scan (one ODE solve per rate ratio: Eq. 7 depends on the rates only
  * through rate_h/rate_y and rate_y t) and a first, multi-start Levenberg-Marquardt stage
- * (from the four best scan cells at least two grid steps apart and from the rate ratio
- * Eq. 24 gives) use every k-th fitted epoch (at most 300 of them) at a relative tolerance
+ * (from the four best scan cells at least two grid steps apart, from the rate ratio Eq. 24
+ * gives, and from each corner of the rate plane with one rate at the floor whose best
+ * point beats every scan cell) use every k-th fitted epoch (at most 300 of them) at a relative tolerance
  * of max(rel_tol, 1e-6); the final Levenberg-Marquardt stage uses every fitted epoch at
  * rel_tol, and res->iterations, converged and status are its. A Jacobian costs one ODE
  * solve (the ln rate_y column follows from the time scaling), and a first-stage run that

@@ -255,6 +255,48 @@ static void test_random_fits(trajectory *tr)
     gsl_rng_free(rng);
 }
 
+/* A measured trajectory whose best fit is in a corner of the rate plane: the skip net
+ * (seed 1, float64, Table 1 settings; tests/unit/data, every 10th epoch, interpolated
+ * linearly to every epoch here). Its dh2 (~480) falls 4 % in the first ~200 epochs while
+ * dyhat2 and w settle. The best fit found (rate_h 0.063, rate_y at the floor: the decoder
+ * frozen) has a relative loss of 5.0e-4; the best interior start (rate_h at the floor,
+ * rate_y 3.8e-5) ends at 2.2e-3, and that is where the fit ended before it had corner starts
+ * (the grid's rate ratios reach 1e8 at most). */
+static void test_corner_fit(trajectory *tr)
+{
+    FILE *f = fopen(REPSWEEP_SOURCE_DIR "/tests/unit/data/skip_seed1_trajectory.txt", "r");
+    CHECK(f != NULL, "cannot open the skip trajectory");
+    if (!f)
+        return;
+    char line[512];
+    double e[N / 10], v[3][N / 10];
+    size_t k = 0;
+    while (k < N / 10 && fgets(line, sizeof line, f))
+        if (line[0] != '#' && sscanf(line, "%lf %lf %lf %lf", &e[k], &v[0][k], &v[1][k],
+                                     &v[2][k]) == 4)
+            k++;
+    fclose(f);
+    CHECK(k == N / 10, "skip trajectory: %zu rows", k);
+    const size_t n = 10 * (k - 1) + 1;
+    for (size_t i = 0; i < n; i++) {
+        const size_t a = i / 10, b = a + 1 < k ? a + 1 : a;
+        const double u = (double)(i % 10) / 10.0;
+        tr->dh2[i] = (1 - u) * v[0][a] + u * v[0][b];
+        tr->dyhat2[i] = (1 - u) * v[1][a] + u * v[1][b];
+        tr->w[i] = (1 - u) * v[2][a] + u * v[2][b];
+    }
+    rs_fit_result r;
+    CHECK_OK(rs_fit_rates(tr->dh2, tr->dyhat2, tr->w, n, 1.0, 0.5, NULL, &r));
+    printf("%s corner fit (skip net): rate_h %.6g, rate_y %.6g, at_floor %d, status %d, "
+           "fit_loss_rel %.4g, %d ODE solves\n",
+           r.fit_loss_rel < 1e-3 && r.rate_y <= 1e-11 ? "PASS" : "FAIL", r.rate_h, r.rate_y,
+           r.at_floor, r.status, r.fit_loss_rel, r.ode_solves);
+    CHECK(r.status == RS_OK && r.fit_loss_rel < 1e-3, "skip: status %d, fit_loss_rel %g",
+          r.status, r.fit_loss_rel);
+    CHECK(r.rate_y <= 1e-11 && r.at_floor && rel(r.rate_h, 0.063) < 0.05,
+          "skip: rate_h %g, rate_y %g", r.rate_h, r.rate_y);
+}
+
 /* Degenerate inputs give a status, never a crash. */
 static void test_degenerate(void)
 {
@@ -339,6 +381,7 @@ int main(void)
     test_stride(rng, tr);
     test_loss_rate(rng, tr, &kept);
     test_degenerate();
+    test_corner_fit(tr);
     test_random_fits(tr);
     free(tr);
     gsl_rng_free(rng);
