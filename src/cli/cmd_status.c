@@ -30,8 +30,9 @@ static void status_usage(FILE *out)
         "read, so it is safe while the run writes; a run rewrites FILE.nc every --save-every\n"
         "seconds, and if FILE.nc.journal already holds more trials, status says so. Before\n"
         "a new run's first write of FILE.nc, status reports what its journal's header says\n"
-        "(with --json: results_file_written false, job_hash, shard_index, shard_count,\n"
-        "grid_trials, journal_trials).\n"
+        "(with --json: results_file_written false, job null, job_hash, shard_index,\n"
+        "shard_count, grid_trials, done and journal_trials (the journal's records; damaged\n"
+        "slots count), expected).\n"
         "\n"
         "  --json   one JSON object: job, job_hash, shard_index, shard_count, grid_trials,\n"
         "           done, expected, failures, failures_by_status, converged, wall_seconds,\n"
@@ -343,10 +344,14 @@ static int report_journal_only(const char *path, int json)
     if (peek_journal(path, journal, &info) != RS_OK)
         return -1;
     if (json) {
-        printf("{\"results_file_written\": false, \"job_hash\": \"%016llx\", \"shard_index\": "
-               "%llu, \"shard_count\": %llu, \"grid_trials\": %llu, \"journal_trials\": %llu}\n",
+        /* the keys of the full report that the header can give; job (the name) is not in it */
+        uint64_t expected = rs_grid_shard_trials(&info.shard, 0, info.trials);
+        printf("{\"results_file_written\": false, \"job\": null, \"job_hash\": \"%016llx\", "
+               "\"shard_index\": %llu, \"shard_count\": %llu, \"grid_trials\": %llu, "
+               "\"done\": %llu, \"expected\": %llu, \"journal_trials\": %llu}\n",
                (unsigned long long)info.job_hash, (unsigned long long)info.shard.index,
                (unsigned long long)info.shard.count, (unsigned long long)info.trials,
+               (unsigned long long)info.records, (unsigned long long)expected,
                (unsigned long long)info.records);
     } else {
         printf("%s: not written yet (a run writes it every --save-every seconds and when it "

@@ -392,6 +392,10 @@ def test_status_before_the_first_write_reports_the_journal(repsweep_bin, interru
     info = json.loads(status(repsweep_bin, early, "--json").stdout)
     assert info["results_file_written"] is False and info["journal_trials"] == records
     assert (info["shard_index"], info["shard_count"]) == (1, 2)
+    # the full report's keys a monitoring script reads, where the header can give them
+    full = json.loads(status(repsweep_bin, out, "--json").stdout)
+    assert info["job"] is None and info["done"] == records
+    assert info["expected"] == full["expected"] and info["grid_trials"] == full["grid_trials"]
 
 
 def test_status_of_bad_files_exits_2(repsweep_bin, unsharded, tmp_path):
