@@ -3,6 +3,7 @@
 #define _POSIX_C_SOURCE 200809L /* strdup */
 #include "repsweep/job.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <libconfig.h>
 #include <math.h>
@@ -78,18 +79,44 @@ static int read_text(const char *path, const char *what, char **text, char *err,
     return RS_OK;
 }
 
+/* The setting name that line `line` (1-based) of `text` starts with, into key (empty if
+ * the line does not start with one). */
+static void line_key(const char *text, int line, char *key, size_t key_len)
+{
+    for (int l = 1; l < line && text; l++) {
+        text = strchr(text, '\n');
+        text = text ? text + 1 : NULL;
+    }
+    size_t n = 0;
+    while (text && (*text == ' ' || *text == '\t'))
+        text++;
+    while (text && n + 1 < key_len &&
+           (isalnum((unsigned char)text[n]) || text[n] == '_' || text[n] == '-' || text[n] == '*'))
+        n++;
+    if (key_len > 0) {
+        if (n > 0)
+            memcpy(key, text, n);
+        key[n] = 0;
+    }
+}
+
 /* Parse `text` (read from `path`) into cfg (initialised by the caller). */
 static int parse_text(config_t *cfg, const char *path, const char *text, char *err, size_t len)
 {
     if (config_read_string(cfg, text) == CONFIG_TRUE)
         return RS_OK;
     const char *msg = config_error_text(cfg);
-    /* libconfig 1.5 rejects [1, 2.5]: say how to write it */
-    const char *hint = strstr(msg, "mismatched element type")
-                           ? " (every element of an array [...] must have the same type: "
-                             "write 1.0, not 1, among decimals)"
-                           : "";
-    return fail_at(err, len, path, config_error_line(cfg), RS_E_PARSE, "%s%s", msg, hint);
+    const int line = config_error_line(cfg);
+    char key[64] = "", hint[160] = "";
+    if (strstr(msg, "mismatched element type")) /* libconfig 1.5 rejects [1, 2.5] */
+        snprintf(hint, sizeof hint, " (every element of an array [...] must have the same "
+                 "type: write 1.0, not 1, among decimals)");
+    else if (strstr(msg, "duplicate setting name")) { /* libconfig does not say which */
+        line_key(text, line, key, sizeof key);
+        if (key[0])
+            snprintf(hint, sizeof hint, " '%s' (a key may appear once in each group)", key);
+    }
+    return fail_at(err, len, path, line, RS_E_PARSE, "%s%s", msg, hint);
 }
 
 /* RS_OK if every member of group g is one of keys[0..n); else names the unknown key, where

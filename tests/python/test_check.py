@@ -92,6 +92,9 @@ CASES = [
      "element 2 of 'gains' must be a number > 0"),
     ("empty_gains", job(f'  {{ name = "x";\n    gains = [];  # <-\n{BLOCK} }}'),
      "'gains' is empty"),
+    ("duplicate_key", job(f'  {{ name = "x";\n    seeds = [0];\n{BLOCK} }}'.replace(
+        "    seeds = [0, 1];", "    seeds = [0, 1];  # <-")),
+     "duplicate setting name 'seeds'"),
     ("empty_grid", f'name = "bad";\n{A}\nblocks = ( );  # <-\n', "no trials"),
     ("unknown_architecture",
      job('  { name = "x";\n    architectures = ["narrow", "nonesuch"];  # <-\n'
