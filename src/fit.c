@@ -510,32 +510,32 @@ static double invariant_log_ratio(const rate_ctx *c)
     return log(cxy / vx * c->par.input_gap2);
 }
 
-/* The best point of a 1-D scan (four points per grid step, i.e. eight per decade by
- * default, over the scan's range of rate_h) along rate_y = rate_h * exp(log_ratio), at the
- * scan's epochs: one ratio solve. Returns 1 if finite. */
-static int ratio_line_start(rate_ctx *c, const rs_fit_options *o, double log_ratio,
-                            double x[2])
+/* The best point of a 1-D scan along rate_y = rate_h * exp(log_ratio), at the scan's epochs:
+ * one ratio solve, read at four points per grid step (eight per decade by default) of the
+ * scan's range of rate_h, or of rate_y if along_y. The point goes into x; returns its cost
+ * on the scan level (INFINITY if none is finite). */
+static double ratio_line_best(rate_ctx *c, const rs_fit_options *o, double log_ratio,
+                              int along_y, double x[2])
 {
     const int points = 4 * (o->scan_points - 1) + 1;
-    const double top = M_LN10 * o->log10_rate_max + log_ratio;
+    const double top = M_LN10 * o->log10_rate_max + (along_y ? 0.0 : log_ratio); /* rate_y */
     const int st = ratio_solve(c, -log_ratio, top);
     double best = INFINITY;
     for (int i = 0; i < points; i++) {
-        const double xh = M_LN10 * grid(o->log10_rate_min, o->log10_rate_max, points, i);
-        const double xt[2] = {xh, xh + log_ratio};
+        const double r = M_LN10 * grid(o->log10_rate_min, o->log10_rate_max, points, i);
+        const double xt[2] = {along_y ? r - log_ratio : r, along_y ? r : r + log_ratio};
         const double cost = ratio_eval(c, st, xt[1], c->f_work->data);
         if (cost < best)
             best = cost, x[0] = xt[0], x[1] = xt[1];
     }
-    return isfinite(best);
+    return best;
 }
 
 /* The corners of the rate plane that the grid cannot reach: one rate at the floor. There the
  * other rate alone sets the time scale (Eq. 7 keeps only its terms), so the model is a
- * one-parameter family: the ratio solve at rate_h/rate_y = exp(+-CORNER_LN_RATIO), 14
- * decades, which puts the slow rate at or under the floor for every fast rate in the scan's
- * range, read along the fast rate (four points per grid step, as ratio_line_start). The best
- * point goes into x; returns its cost on the scan level (INFINITY if none is finite).
+ * one-parameter family: the line at rate_y/rate_h = exp(-+CORNER_LN_RATIO), 14 decades,
+ * which puts the slow rate at or under the floor for every fast rate in the scan's range,
+ * read along the fast rate (ratio_line_best). Returns the best point's cost.
  * Measured: a skip net's dh2 (~460, falling 4 % early) is fitted to 0.050 % with rate_y at
  * the floor and rate_h 0.063, against 0.22 % at the best interior start (rate_h at the floor);
  * the grid's ratios (at most 1e8) never come close. */
@@ -543,21 +543,8 @@ static int ratio_line_start(rate_ctx *c, const rs_fit_options *o, double log_rat
 
 static double corner_start(rate_ctx *c, const rs_fit_options *o, int slow_y, double x[2])
 {
-    const int points = 4 * (o->scan_points - 1) + 1;
-    const double top = M_LN10 * o->log10_rate_max;
-    /* ln(rate_h/rate_y), and the top rate_y the solve must reach */
-    const double ln_ratio = slow_y ? CORNER_LN_RATIO : -CORNER_LN_RATIO;
-    const int st = ratio_solve(c, ln_ratio, slow_y ? top - CORNER_LN_RATIO : top);
-    double best = INFINITY;
-    for (int i = 0; i < points; i++) {
-        const double fast = M_LN10 * grid(o->log10_rate_min, o->log10_rate_max, points, i);
-        const double xt[2] = {slow_y ? fast : fast - CORNER_LN_RATIO,
-                              slow_y ? fast - CORNER_LN_RATIO : fast};
-        const double cost = ratio_eval(c, st, xt[1], c->f_work->data);
-        if (cost < best)
-            best = cost, x[0] = xt[0], x[1] = xt[1];
-    }
-    return best;
+    return slow_y ? ratio_line_best(c, o, -CORNER_LN_RATIO, 0, x)
+                  : ratio_line_best(c, o, CORNER_LN_RATIO, 1, x);
 }
 
 /* Steps 2-3: a short Levenberg-Marquardt on the coarse level from each start (stopping
@@ -596,7 +583,7 @@ static void fit(rate_ctx *c, const rs_fit_options *o, rs_fit_result *res)
         return;
     int n = 0;
     const double lr = invariant_log_ratio(c);
-    if (isfinite(lr) && ratio_line_start(c, o, lr, x0[0]))
+    if (isfinite(lr) && isfinite(ratio_line_best(c, o, lr, 0, x0[0])))
         n++;
     const int ncell = scan_starts(c, o, cell);
     for (int s = 0; s < ncell; s++, n++)

@@ -228,15 +228,19 @@ def test_corrupt_journal_header_is_refused(repsweep_bin, tmp_path, damage, messa
     assert journal.read_bytes() == damaged
 
 
+def finished_tiny_run(repsweep_bin, tmp_path):
+    """A finished run of the tiny job: (job, results file, its results, its journal)."""
+    job = write_job(tmp_path / "tiny.cfg")
+    out = tmp_path / "r.nc"
+    assert run(repsweep_bin, job, out).returncode == 0
+    return job, out, read_results(out), Path(str(out) + ".journal")
+
+
 @pytest.mark.parametrize("cut,bad_crc", [(50, False), (0, True)])
 def test_damaged_journal_tail_is_dropped_and_recomputed(repsweep_bin, tmp_path, cut, bad_crc):
     """A kill mid-append leaves a short or unchecked last record: it is dropped (only it),
     the trial is run again, and the results equal an undamaged run's."""
-    job = write_job(tmp_path / "tiny.cfg")
-    out = tmp_path / "r.nc"
-    assert run(repsweep_bin, job, out).returncode == 0
-    reference = read_results(out)
-    journal = Path(str(out) + ".journal")
+    job, out, reference, journal = finished_tiny_run(repsweep_bin, tmp_path)
     data = bytearray(journal.read_bytes())
     if cut:
         data = data[:-cut]
@@ -255,11 +259,7 @@ def test_damaged_middle_journal_record_is_skipped_and_the_rest_kept(repsweep_bin
     """Bytes damaged inside a record with intact records after it (not a kill's tail): only
     that record is skipped and its trial run again; the records after it are kept, the
     journal is not cut, and the results equal an undamaged run's."""
-    job = write_job(tmp_path / "tiny.cfg")
-    out = tmp_path / "r.nc"
-    assert run(repsweep_bin, job, out).returncode == 0
-    reference = read_results(out)
-    journal = Path(str(out) + ".journal")
+    job, out, reference, journal = finished_tiny_run(repsweep_bin, tmp_path)
     data = bytearray(journal.read_bytes())
     third = JOURNAL_HEADER + 2 * JOURNAL_SLOT  # the third of 8 records
     data[third + 100:third + 104] = b"XXXX"
