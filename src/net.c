@@ -218,7 +218,7 @@ size_t rs_arch_workspace_bytes(const rs_arch *arch, rs_precision precision)
     if (!m)
         return 0;
     size_t real = precision == RS_PRECISION_FLOAT32 ? sizeof(float) : sizeof(double);
-    size_t bytes = 0, max_width = 1, max_col = 1, max_zb = 1, max_partial = 1;
+    size_t bytes = 0, max_width = 1, max_col = 1, max_partial = 1, max_conv_grad = 1;
     int S = rs_arch_stage_count(arch);
     for (int s = 0; s <= S; s++) {
         bytes += aligned_array_bytes(m[s].n_weight, real) +
@@ -229,17 +229,17 @@ size_t rs_arch_workspace_bytes(const rs_arch *arch, rs_precision precision)
             bytes += 3 * aligned_array_bytes(2 * (size_t)m[s].out, real);
         if ((size_t)m[s].out > max_width)
             max_width = (size_t)m[s].out;
-        if (m[s].conv && 2 * (size_t)m[s].c_in * m[s].k * m[s].len_out > max_col)
-            max_col = 2 * (size_t)m[s].c_in * m[s].k * m[s].len_out;
-        if (m[s].conv && 2 * (size_t)m[s].out > max_zb)
-            max_zb = 2 * (size_t)m[s].out;
+        if (m[s].conv && (size_t)m[s].c_in * m[s].k * m[s].len_out > max_col)
+            max_col = (size_t)m[s].c_in * m[s].k * m[s].len_out;
         if (rs_dense_partial_count(&m[s]) > max_partial)
             max_partial = rs_dense_partial_count(&m[s]);
+        if (rs_conv_grad_count(&m[s]) > max_conv_grad)
+            max_conv_grad = rs_conv_grad_count(&m[s]);
     }
-    /* scratch: dL/dz, the convolution's column buffers and its output block, the dense
-     * backward pass's per-block sums */
-    bytes += aligned_array_bytes(2 * max_width, real) + 2 * aligned_array_bytes(max_col, real) +
-             aligned_array_bytes(max_zb, real) + aligned_array_bytes(max_partial, real);
+    /* scratch: dL/dz, the convolution's two column buffers per point and its per-point
+     * gradients, the dense backward pass's per-block sums */
+    bytes += aligned_array_bytes(2 * max_width, real) + 4 * aligned_array_bytes(max_col, real) +
+             aligned_array_bytes(max_conv_grad, real) + aligned_array_bytes(max_partial, real);
     free(m);
     return bytes;
 }

@@ -38,6 +38,13 @@ static inline int rs_dense_block_count(const rs_map_shape *m)
     return m->conv ? 1 : (m->out + rs_dense_block_rows(m) - 1) / rs_dense_block_rows(m);
 }
 
+/* REALs of a convolution's per-point weight and bias gradients (each point's dW, then each
+ * point's db), which its step adds in point order. */
+static inline size_t rs_conv_grad_count(const rs_map_shape *m)
+{
+    return m->conv ? 2 * (m->n_weight + (size_t)m->c_out) : 0;
+}
+
 /* REALs of the backward pass's per-block sums of W^T dz (block 0 sums into the map's own
  * gradient), for the largest dense map: blocks - 1 partial sums of 2 x in. */
 static inline size_t rs_dense_partial_count(const rs_map_shape *m)

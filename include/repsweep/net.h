@@ -6,9 +6,9 @@
  * initialisation from a keyed generator (rng.h); the forward pass, the probes, and one
  * epoch of plain full-batch gradient descent on L = 1/2 mean_i (f(x_i) - y_i)^2.
  * Precision float64 (default) or float32, from one source (net_impl.h, compiled twice).
- * The convolutions' matrix products go through OpenBLAS (cblas), its thread count set by the
- * caller; dense products (a matrix times the two points) are vectorised kernels (net_impl.h),
- * their row blocks shared out over OpenMP threads (rs_net_set_threads).
+ * The convolutions' matrix products go through OpenBLAS (cblas), dense products (a matrix
+ * times the two points) through vectorised kernels (net_impl.h); the work is cut into fixed
+ * parts shared out over OpenMP threads (rs_net_set_threads).
  * Never: files, MPI, the ODE, printing.
  *
  * Networks (input and output width 1; biases present and zero at start; Xavier-normal
@@ -117,11 +117,14 @@ size_t rs_arch_workspace_bytes(const rs_arch *arch, rs_precision precision);
 rs_net *rs_net_alloc(const rs_arch *arch, rs_precision precision);
 void rs_net_free(rs_net *net);
 
-/* Threads for the dense maps (default 1): their rows are split into fixed blocks
- * (net_private.h) that threads share out, so a trial's numbers are the same for every thread
- * count; maps under 32768 weights stay on the calling thread. At most 8 threads are used.
- * The convolutions use OpenBLAS's threads, which the caller sets; their results do change
- * with OpenBLAS's thread count, at the rounding level. */
+/* Threads (OpenMP; default 1). A dense map's rows are split into fixed blocks (net_private.h)
+ * and a convolution's work into its two data points, which threads share out, so a trial's
+ * numbers are the same for every thread count; dense maps under 32768 weights stay on the
+ * calling thread. At most 8 threads are used (2 by the convolutions). The convolutions'
+ * points go to threads only while OpenBLAS runs single-threaded (openblas_set_num_threads(1),
+ * as the CLI does): a pthread OpenBLAS must not be called from inside an OpenMP team. With
+ * more OpenBLAS threads they run one after the other, and OpenBLAS's threaded products round
+ * differently. */
 void rs_net_set_threads(rs_net *net, int threads);
 
 /* Xavier-normal weights with `gain` from the generator keyed by `weights_key`, zero biases;

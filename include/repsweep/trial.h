@@ -5,8 +5,8 @@
  * trajectory buffers (allocated once per trial, never per epoch); convergence and
  * divergence rules. A trial is a pure function of its spec: the weights come from the
  * generator keyed by (architecture name, gain, input_gap, target_gap, seed).
- * Never: files, MPI, printing. The caller sets OpenBLAS's thread count and turns GSL's
- * abort-on-error handler off. */
+ * Never: files, MPI, printing. The caller sets OpenBLAS to one thread (threads come from
+ * `threads` below; see rs_net_set_threads) and turns GSL's abort-on-error handler off. */
 #ifndef REPSWEEP_TRIAL_H
 #define REPSWEEP_TRIAL_H
 
@@ -35,8 +35,8 @@ typedef struct {
      * epoch: once it is nonzero the trial is abandoned (rs_trial_run returns RS_S_STOPPED),
      * so a sweep stops within one epoch. Reading it never changes a finished trial's numbers. */
     volatile sig_atomic_t *stop;
-    int threads;           /* for the dense maps (rs_net_set_threads; default 1), which give
-                            * the same numbers for any count; the caller sets OpenBLAS's */
+    int threads;           /* the network's OpenMP threads (rs_net_set_threads; default 1),
+                            * which give the same numbers for any count */
 } rs_trial_spec;
 
 /* Table 1's settings for `arch` and the authors' gaps (input 1, target sqrt(0.5)), seed 0,

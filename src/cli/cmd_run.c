@@ -48,10 +48,9 @@ static void run_usage(FILE *out)
         "finish) and writes; ranks >= 1 compute. Without mpirun one process does both.\n"
         "\n"
         "  --out FILE.nc        results file (required); its journal is FILE.nc.journal\n"
-        "  --threads T          threads per rank (default 1): the dense layers' row blocks\n"
-        "                       (OpenMP, at most 8) and the convolutions' OpenBLAS; a dense\n"
-        "                       net's results do not depend on it, a convolution net's do\n"
-        "                       (OpenBLAS rounds differently with more threads)\n"
+        "  --threads T          threads per rank (default 1, OpenMP): the dense layers' row\n"
+        "                       blocks (at most 8 threads) and the convolutions' two halves;\n"
+        "                       results do not depend on it (OpenBLAS runs single-threaded)\n"
         "  --chunk N            at most N trials per chunk handed to a rank (default 64; a\n"
         "                       chunk also closes at ~2 estimated seconds of work)\n"
         "  --progress S         progress on stderr every S seconds (default 10; 0: off)\n"
@@ -410,7 +409,7 @@ int cmd_run(int argc, char **argv)
         return EXIT_ERROR;
     }
     install_signal_handlers();
-    openblas_set_num_threads((int)o.threads);
+    openblas_set_num_threads(1); /* --threads goes to the network (rs_net_set_threads) */
     int rc = run(&o, command_line, MPI_COMM_WORLD);
     MPI_Finalize();
     return rc;

@@ -36,10 +36,9 @@ static void trial_usage(FILE *out)
         "  --converge-loss X    converged iff the final loss < X (default 1e-3)\n"
         "  --stop-loss X        stop early once the loss < X (default: run all epochs)\n"
         "  --no-fit             train and record only\n"
-        "  --threads T          threads (default 1): the dense layers' row blocks (OpenMP,\n"
-        "                       at most 8) and the convolutions' OpenBLAS; a dense net's\n"
-        "                       results do not depend on it, a convolution net's do\n"
-        "                       (OpenBLAS rounds differently with more threads)\n"
+        "  --threads T          threads (default 1, OpenMP): the dense layers' row blocks\n"
+        "                       (at most 8 threads) and the convolutions' two halves;\n"
+        "                       results do not depend on it (OpenBLAS runs single-threaded)\n"
         "  --out FILE.nc        write trajectories, theory curves and results as netCDF\n"
         "  --export-weights F   write the initial weights as netCDF (PyTorch layouts)\n"
         "  --json               print one JSON object instead of the summary\n"
@@ -276,7 +275,7 @@ int cmd_trial(int argc, char **argv)
     int p = parse(argc, argv, &o);
     if (p)
         return p > 0 ? 0 : 2;
-    openblas_set_num_threads(o.threads);
+    openblas_set_num_threads(1); /* --threads goes to the network (rs_net_set_threads) */
     int cpus_short = opt_cpus_short(o.threads);
     opt_warn_threads("trial", o.threads, cpus_short > 0, 0, cpus_short);
 

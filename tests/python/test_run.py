@@ -101,12 +101,18 @@ def test_sigusr1_exits_3_with_finished_trials_saved(repsweep_bin, tmp_path):
     assert len(read_results(out)["trial"]) == 40
 
 
-def test_threads_keep_the_results_and_warn_when_bound_to_one_cpu(repsweep_bin, tmp_path):
-    """The shallow net's 500 x 500 map is split into row blocks over --threads threads; the
-    results must be the same bits for 1 and 2 threads. A rank bound to one CPU (as mpirun
-    binds 1-2 ranks by default) with --threads 2 gets a warning, and still the same results."""
-    job = write_job(tmp_path / "t.cfg", arch="shallow", gains=(0.35, 1.0), lrs=(0.01, 0.005),
-                    seeds=(0,), epochs=300, theory=False)
+@pytest.mark.parametrize("arch, gains, lrs, epochs", [
+    ("shallow", (0.35, 1.0), (0.01, 0.005), 300),
+    ("convolution", (0.95,), (0.002,), 60),
+])
+def test_threads_keep_the_results_and_warn_when_bound_to_one_cpu(repsweep_bin, tmp_path, arch,
+                                                                  gains, lrs, epochs):
+    """The shallow net's 500 x 500 map is split into row blocks over --threads threads, the
+    convolution net's convolutions into their two data points; the results must be the same
+    bits for 1 and 2 threads. A rank bound to one CPU (as mpirun binds 1-2 ranks by default)
+    with --threads 2 gets a warning, and still the same results."""
+    job = write_job(tmp_path / "t.cfg", arch=arch, gains=gains, lrs=lrs, seeds=(0,),
+                    epochs=epochs, theory=False)
     one = run(repsweep_bin, job, tmp_path / "one.nc")
     assert one.returncode == 0 and "warning" not in one.stderr, one.stderr
     two = run(repsweep_bin, job, tmp_path / "two.nc", "--threads", 2)

@@ -2,6 +2,7 @@
  * (float64, every activation and variant), the fused update against -lr * gradient,
  * reproducible keyed initialisation, float32 against float64, and the same bits for every
  * thread count. */
+#include <cblas.h>
 #include <gsl/gsl_errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -244,10 +245,12 @@ static void test_invalid_architectures_are_refused(void)
     CHECK(rs_arch_validate(&a, why, sizeof why) == RS_E_INVALID, "dropout 1 accepted");
 }
 
-/* Dense maps of >= 32768 weights are split into row blocks that threads share out; the
- * blocks are fixed by the shape, so every thread count must give the same bits: weights,
- * probes and gradients after 25 epochs, for the plain, skip and dropout variants in both
- * precisions. 200 units: 8 blocks of 28 rows, the last one short (4 rows). */
+/* Dense maps of >= 32768 weights are split into row blocks that threads share out, and a
+ * convolution into its two data points; the parts are fixed by the shape, so every thread
+ * count must give the same bits: weights, probes and gradients after 25 epochs, for the plain,
+ * skip, dropout and convolution variants in both precisions. 200 units: 8 blocks of 28 rows,
+ * the last one short (4 rows). The convolutions' points go to threads only while OpenBLAS
+ * runs single-threaded, as main() sets it. */
 static void run_with_threads(const rs_arch *a, rs_precision prec, int threads, double *params,
                              double *probes, double *grad)
 {
@@ -273,13 +276,17 @@ static void run_with_threads(const rs_arch *a, rs_precision prec, int threads, d
 
 static void test_threads_do_not_change_results(void)
 {
-    for (int variant = 0; variant < 3; variant++)
+    for (int variant = 0; variant < 4; variant++)
         for (int prec = 0; prec < 2; prec++) {
             rs_arch a = small_arch("threads", RS_ACT_LEAKY_RELU);
             a.hidden_layers = 3;
             a.units = 200;
             a.skip = variant == 1;
             a.dropout = variant == 2 ? 0.1 : 0;
+            if (variant == 3) { /* a dense map of 200 rows, then convolutions of 5 channels */
+                a.conv_channels = 5;
+                a.conv_kernel = 7;
+            }
             rs_precision p = prec ? RS_PRECISION_FLOAT32 : RS_PRECISION_FLOAT64;
             size_t n = rs_arch_param_count(&a);
             double *ref = malloc(2 * n * sizeof *ref), *got = malloc(2 * n * sizeof *got);
@@ -300,6 +307,7 @@ static void test_threads_do_not_change_results(void)
 int main(void)
 {
     gsl_set_error_handler_off();
+    openblas_set_num_threads(1); /* as the CLI does: --threads goes to the network */
     test_gradients_match_finite_differences();
     test_epoch_step_is_gradient_step();
     test_init_is_keyed_and_reproducible();
