@@ -20,9 +20,6 @@
 #include "repsweep/store.h"
 #include "repsweep/trial.h"
 
-/* Write one trial to `path` (netCDF-4, replaced if it exists). `command_line` is recorded
- * as a global attribute (may be NULL). On error returns RS_E_NETCDF / RS_E_IO with a
- * message naming the file in err. */
 /* Whether `path` can be created or overwritten, checked by opening it for writing (a new
  * file is removed again): RS_OK, or RS_E_IO with err naming the path and the system's reason
  * (e.g. "No such file or directory" for a missing directory, which netCDF reports as
@@ -30,6 +27,9 @@
  * work whose result it will write. */
 int rs_ncio_check_creatable(const char *path, char *err, size_t err_len);
 
+/* Write one trial to `path` (netCDF-4, replaced if it exists). `command_line` is recorded
+ * as a global attribute (may be NULL). On error returns RS_E_NETCDF / RS_E_IO with a
+ * message naming the file in err. */
 int rs_ncio_write_trial(const char *path, const rs_trial_spec *spec, const rs_trajectory *traj,
                         const rs_trial_result *res, const char *command_line, char *err,
                         size_t err_len);

@@ -6,8 +6,9 @@
  * all_layers, subsampled trajectories with trajectory_stride: a fixed number of doubles per
  * job, so every record of a journal has one size), and
  * the journal FILE.nc.journal, the sweep's checkpoint. The journal is append-only: a header
- * (magic, format version, record size, byte-order mark, the job's name and 64-bit text hash,
- * the grid's trial count, the creation time, the shard it holds; CRC-32 over all of it)
+ * (magic, format version, record size, byte-order mark, the architectures' digest, the job's
+ * name and 64-bit text hash, the grid's trial count, the creation time, the shard it holds;
+ * CRC-32 over all of it)
  * then fixed-size records,
  * each followed by the CRC-32 of its bytes, fsync'ed after every appended batch. A kill can
  * only leave a partial or unchecked record at the end; opening truncates the file there, so

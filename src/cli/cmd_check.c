@@ -7,6 +7,12 @@
 #include "repsweep/grid.h"
 #include "repsweep/job.h"
 #include "repsweep/status.h"
+#include "repsweep/store.h"
+
+/* Bytes per trial that rank 0 holds besides the records while it writes FILE.nc: the
+ * coordinate arrays (trial, seed, block, arch index and name, gain, input and target gap)
+ * and one column buffer (ncio.c) */
+#define RANK0_COORD_BYTES 96
 
 static void check_usage(FILE *out)
 {
@@ -17,7 +23,8 @@ static void check_usage(FILE *out)
         "total: the number of trials, the estimated core-hours (measured cost model, grid.c;\n"
         "an upper bound when stop_loss ends trials early), the memory one rank needs (the\n"
         "largest trial: network workspace and trajectory buffers) and the estimated size of\n"
-        "the results. Nothing is trained.\n"
+        "the results; then the memory of rank 0, which holds every finished trial's record\n"
+        "(twice while it writes the results file). Nothing is trained.\n"
         "\n"
         "  --help    this text\n"
         "\n"
@@ -86,6 +93,13 @@ static void report(const rs_job *job, const rs_grid *grid)
     rs_grid_estimate total;
     rs_grid_estimate_of(grid, -1, &total);
     print_row("total", "", &total, "");
+    rs_store_layout layout;
+    rs_store_layout_of(grid, &layout);
+    char mem[32];
+    double rank0 = (double)total.trials *
+                   (2.0 * (double)rs_store_record_bytes(&layout) + RANK0_COORD_BYTES);
+    printf("  rank 0 (schedules, writes): about %s for the records (under MPI; a single "
+           "process needs this plus memory/rank)\n", human_bytes(rank0, mem, sizeof mem));
 }
 
 /* Check one file; returns the exit status it deserves. */

@@ -32,7 +32,7 @@ static void merge_usage(FILE *out)
         "Refused (exit 2, naming the files): a file that is not a repsweep results file,\n"
         "files of different jobs (job_hash) or layouts, shards that overlap (the same shard\n"
         "twice, shards of different N sharing trials, the same trial in two files), an --out\n"
-        "that is one of the inputs or has a journal (a run's output).\n"
+        "that is one of the inputs, has a journal (a run's output) or cannot be created.\n"
         "\n"
         "  --out MERGED.nc   the merged file (required; replaced if it exists)\n"
         "  --help            this text\n"

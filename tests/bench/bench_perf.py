@@ -5,7 +5,7 @@ against the memory-bandwidth bound, throughput per node, fit and recording cost,
 Run on demand (not in CI) on an otherwise idle machine, with Debian's interpreter, from the
 repository root after building (the triad and the FMA floor need the `bench_tools` target):
 
-    /usr/bin/python3 tests/bench/bench_perf.py            # every section, ~15-20 min
+    /usr/bin/python3 tests/bench/bench_perf.py            # every section, ~12 min
     /usr/bin/python3 tests/bench/bench_perf.py --quick    # default/narrow/convolution, 1 thread
 
 Sections (each can be picked with --sections epoch,limit,node,fit,memory):

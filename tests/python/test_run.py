@@ -5,6 +5,7 @@ import os
 import random
 import re
 import signal
+import struct
 import subprocess
 import time
 from pathlib import Path
@@ -373,3 +374,23 @@ def test_results_file_records_provenance(repsweep_bin, tmp_path):
                 "openblas_config", "libconfig_version", "mpi_version", "created", "updated"):
         assert attrs.get(key), f"{key} missing or empty"
     assert "OpenBLAS" in attrs["openblas_config"]
+
+
+def test_check_sizes_rank_0_by_the_records_it_holds(repsweep_bin, tmp_path):
+    """Rank 0 holds every finished record, twice while it writes FILE.nc, plus the trials'
+    coordinates: `check` must size that from the journal's real record size (here with
+    trajectories, ~16 KB a record), not from the summary alone."""
+    job = write_job(tmp_path / "t.cfg", seeds=(0,), epochs=200,
+                    record="trajectory_stride = 1;")
+    out = tmp_path / "r.nc"
+    assert run(repsweep_bin, job, out).returncode == 0
+    header = Path(str(out) + ".journal").read_bytes()[:JOURNAL_HEADER]
+    record_bytes, trials = struct.unpack_from("<I", header, 12)[0], 2 + 4
+    check = subprocess.run([repsweep_bin, "check", str(job)], capture_output=True, text=True,
+                           env=env())
+    m = re.search(r"rank 0 \(schedules, writes\): about ([\d.]+) (B|KiB|MiB)", check.stdout)
+    assert m, check.stdout
+    unit = {"B": 1, "KiB": 1024, "MiB": 1024 ** 2}[m.group(2)]
+    expected = trials * (2 * record_bytes + 96)
+    assert record_bytes > 10000, record_bytes
+    assert abs(float(m.group(1)) * unit - expected) <= 0.05 * unit, (m.group(0), expected)
