@@ -321,6 +321,14 @@ static void NI(add_constant)(REAL *x, REAL c, int n)
         x[t] += c;
 }
 
+/* beta * x for the parameter updates Wt = beta Wt + alpha (...): 0 when beta is 0 (a gradient
+ * buffer, overwritten), so that a non-finite value from an earlier gradient cannot stay
+ * (0 * Inf is NaN), as BLAS's beta = 0 never reads C. */
+static inline REAL NI(scaled)(REAL beta, REAL x)
+{
+    return beta == 0 ? 0 : beta * x;
+}
+
 /* The sum of n values: lane k of a vector accumulator sums the elements i = k mod LANES of
  * the whole vectors, the lanes are added as in lanes_sum, then the remaining elements in
  * order (a serial sum's chain of dependent additions cost a fifth of the convolution net's
@@ -441,10 +449,13 @@ static void NI(dense_backward)(struct NI(engine) *e, const NI(layer) *L, const R
  * must not be called from inside an OpenMP team (it may hang). */
 
 /* Threads for a convolution's two points: 1 unless threads were asked for and OpenBLAS runs
- * single-threaded (the CLI sets it so). */
+ * single-threaded (the CLI sets it so) in a threaded build: a serial OpenBLAS may be built
+ * without the locking that makes concurrent calls safe. */
 static int NI(conv_team)(const struct NI(engine) *e)
 {
-    return e->threads > 1 && openblas_get_num_threads() == 1 ? 2 : 1;
+    return e->threads > 1 && openblas_get_num_threads() == 1 && openblas_get_parallel() != 0
+               ? 2
+               : 1;
 }
 
 /* z_p = W im2col(in_p) + b for point p */
@@ -508,9 +519,9 @@ static void NI(conv_backward)(struct NI(engine) *e, const NI(layer) *L, const RE
     }
     const REAL *dw = e->conv_grad, *db = e->conv_grad + 2 * L->n_weight;
     for (size_t i = 0; i < L->n_weight; i++)
-        Wt[i] = beta * Wt[i] + alpha * (dw[i] + dw[L->n_weight + i]);
+        Wt[i] = NI(scaled)(beta, Wt[i]) + alpha * (dw[i] + dw[L->n_weight + i]);
     for (int co = 0; co < L->c_out; co++)
-        bt[co] = beta * bt[co] + alpha * (db[co] + db[L->c_out + co]);
+        bt[co] = NI(scaled)(beta, bt[co]) + alpha * (db[co] + db[L->c_out + co]);
 }
 
 /* ---- one map, dense or convolution ---- */
@@ -544,7 +555,7 @@ static void NI(map_backward)(struct NI(engine) *e, const NI(layer) *L, const REA
     }
     NI(dense_backward)(e, L, dz, in, gin, Wt, alpha, beta);
     for (int j = 0; j < L->out; j++)
-        bt[j] = beta * bt[j] + alpha * (dz[j] + dz[L->out + j]);
+        bt[j] = NI(scaled)(beta, bt[j]) + alpha * (dz[j] + dz[L->out + j]);
 }
 
 /* ---- the network ---- */

@@ -245,6 +245,46 @@ static void test_invalid_architectures_are_refused(void)
     CHECK(rs_arch_validate(&a, why, sizeof why) == RS_E_INVALID, "dropout 1 accepted");
 }
 
+/* rs_net_loss_gradient overwrites its gradient buffers: a gradient taken at parameters that
+ * overflow (Inf/NaN everywhere) must not leave anything behind, so the gradient at the
+ * restored parameters equals the first one (0 * Inf = NaN would keep it), dense and conv. */
+static void test_gradient_recovers_after_overflow(void)
+{
+    for (int conv = 0; conv < 2; conv++) {
+        rs_arch a = small_arch("overflow", RS_ACT_TANH);
+        if (conv) {
+            a.units = 30;
+            a.conv_channels = 3;
+            a.conv_kernel = 3;
+        }
+        rs_net *net = rs_net_alloc(&a, RS_PRECISION_FLOAT64);
+        rs_pair d;
+        rs_pair_from_gaps(&d, 1.0, 0.7);
+        CHECK_OK(rs_net_init(net, 1.0, 11, 12));
+        size_t n = rs_net_param_count(net);
+        double *theta = malloc(n * sizeof *theta), *huge = malloc(n * sizeof *huge);
+        double *first = malloc(n * sizeof *first), *again = malloc(n * sizeof *again), loss;
+        rs_net_get_params(net, theta);
+        CHECK_OK(rs_net_loss_gradient(net, &d, &loss, first));
+        for (size_t i = 0; i < n; i++)
+            huge[i] = theta[i] * 1e200 + 1e200; /* biases too */
+        rs_net_set_params(net, huge);
+        rs_net_loss_gradient(net, &d, &loss, again); /* non-finite: only its buffers matter */
+        rs_net_set_params(net, theta);
+        CHECK_OK(rs_net_loss_gradient(net, &d, &loss, again));
+        size_t bad = 0;
+        for (size_t i = 0; i < n; i++)
+            bad += !(again[i] == first[i]);
+        CHECK(bad == 0, "%s: %zu of %zu gradient entries differ after an overflowed gradient",
+              conv ? "conv" : "dense", bad, n);
+        free(theta);
+        free(huge);
+        free(first);
+        free(again);
+        rs_net_free(net);
+    }
+}
+
 /* Dense maps of >= 32768 weights are split into row blocks that threads share out, and a
  * convolution into its two data points; the parts are fixed by the shape, so every thread
  * count must give the same bits: weights, probes and gradients after 25 epochs, for the plain,
@@ -314,5 +354,6 @@ int main(void)
     test_float32_tracks_float64();
     test_invalid_architectures_are_refused();
     test_threads_do_not_change_results();
+    test_gradient_recovers_after_overflow();
     return CHECK_REPORT("test_net");
 }
