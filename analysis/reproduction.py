@@ -269,9 +269,10 @@ def precision_section(path64, path32, out):
         if v.size:
             print(f"{q}: median rel. diff {_fmt(np.median(v), 2)}, max {_fmt(np.max(v), 2)} "
                   f"over {v.size} pairs")
-    t64 = np.nansum(d64["train_seconds"].values)
-    t32 = np.nansum(d32["train_seconds"].values)
-    print(f"training time of the paired files: float64 {t64:.0f} s, float32 {t32:.0f} s")
+    t64 = np.nansum([d64["train_seconds"].values[k64[p]] for p in pairs])
+    t32 = np.nansum([d32["train_seconds"].values[k32[p]] for p in pairs])
+    print(f"training time of the {len(pairs)} paired trials: float64 {t64:.4g} s, "
+          f"float32 {t32:.4g} s")
     _plot_precision(d64, d32, [k64[p] for p in pairs], [k32[p] for p in pairs], out)
 
 
