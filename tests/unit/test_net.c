@@ -92,6 +92,23 @@ static double gradcheck(const rs_arch *arch, double *worst_abs)
     return worst;
 }
 
+/* The convolutional variant of a small test net: 3 channels, kernel 3, a 30-long signal. */
+static void small_conv(rs_arch *a)
+{
+    a->units = 30;
+    a->conv_channels = 3;
+    a->conv_kernel = 3;
+}
+
+/* A float64 net of `a` at its initial weights (keys 11, 12), and the data it is tested on. */
+static rs_net *float64_net_at_init(const rs_arch *a, rs_pair *d)
+{
+    rs_net *net = rs_net_alloc(a, RS_PRECISION_FLOAT64);
+    rs_pair_from_gaps(d, 1.0, 0.7);
+    CHECK_OK(rs_net_init(net, 1.0, 11, 12));
+    return net;
+}
+
 static void test_gradients_match_finite_differences(void)
 {
     const rs_activation acts[] = {RS_ACT_LEAKY_RELU, RS_ACT_RELU, RS_ACT_ELU, RS_ACT_TANH,
@@ -103,9 +120,7 @@ static void test_gradients_match_finite_differences(void)
             snprintf(name, sizeof name, "%s-%s", rs_activation_name(acts[i]), vname[variant]);
             rs_arch a = small_arch(name, acts[i]);
             if (variant == 1) {
-                a.units = 30;
-                a.conv_channels = 3;
-                a.conv_kernel = 3;
+                small_conv(&a);
             } else if (variant == 2) {
                 a.hidden_layers = 6;
                 a.skip = 1;
@@ -126,9 +141,7 @@ static void test_epoch_step_is_gradient_step(void)
     for (size_t v = 0; v < 4; v++) {
         rs_arch a = small_arch("step", RS_ACT_TANH);
         if (variants[v] == 1) {
-            a.units = 30;
-            a.conv_channels = 3;
-            a.conv_kernel = 3;
+            small_conv(&a);
         } else if (variants[v] == 2) {
             a.hidden_layers = 5;
             a.skip = 1;
@@ -137,10 +150,8 @@ static void test_epoch_step_is_gradient_step(void)
             a.hidden_layers = 3;
             a.units = 200; /* 40000 weights: split into 8 row blocks (net_private.h) */
         }
-        rs_net *net = rs_net_alloc(&a, RS_PRECISION_FLOAT64);
         rs_pair d;
-        rs_pair_from_gaps(&d, 1.0, 0.7);
-        CHECK_OK(rs_net_init(net, 1.0, 11, 12));
+        rs_net *net = float64_net_at_init(&a, &d);
         size_t n = rs_net_param_count(net);
         double *theta = malloc(n * sizeof *theta), *grad = malloc(n * sizeof *grad);
         double *after = malloc(n * sizeof *after), loss;
@@ -252,15 +263,10 @@ static void test_gradient_recovers_after_overflow(void)
 {
     for (int conv = 0; conv < 2; conv++) {
         rs_arch a = small_arch("overflow", RS_ACT_TANH);
-        if (conv) {
-            a.units = 30;
-            a.conv_channels = 3;
-            a.conv_kernel = 3;
-        }
-        rs_net *net = rs_net_alloc(&a, RS_PRECISION_FLOAT64);
+        if (conv)
+            small_conv(&a);
         rs_pair d;
-        rs_pair_from_gaps(&d, 1.0, 0.7);
-        CHECK_OK(rs_net_init(net, 1.0, 11, 12));
+        rs_net *net = float64_net_at_init(&a, &d);
         size_t n = rs_net_param_count(net);
         double *theta = malloc(n * sizeof *theta), *huge = malloc(n * sizeof *huge);
         double *first = malloc(n * sizeof *first), *again = malloc(n * sizeof *again), loss;
