@@ -431,7 +431,7 @@ static int master_many(master *m, plan *p, int ranks, unsigned char *buf, size_t
                         (*reassigned)++, m->prog.reassigned++;
                     m->prog.cost_todo += w->cost;
                 }
-                master_notice(m, "rank %d has not answered for %.0f s (past its chunk's "
+                master_notice(m, "rank %d has not answered for %.1f s (past its chunk's "
                               "deadline): it is treated as lost and its %zu trial(s) go to "
                               "other ranks", r, now - w->handed, w->n);
                 continue;
@@ -459,7 +459,7 @@ static int master_many(master *m, plan *p, int ranks, unsigned char *buf, size_t
         if (w->lost) {
             w->lost = 0;
             m->prog.lost--;
-            master_notice(m, "rank %d answered again after %.0f s; of its %zu trial(s), those "
+            master_notice(m, "rank %d answered again after %.1f s; of its %zu trial(s), those "
                           "already stored elsewhere are dropped", r, seconds_now() - w->handed,
                           w->n);
         }
