@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include "commands.h"
@@ -178,15 +179,38 @@ typedef struct {
     rs_ncio_sweep_info info;
 } results_target;
 
+/* netCDF reports a full file system as "Permission denied" or an HDF5 error: after a
+ * failed write, say so when the directory holding `path` has (almost) no room left. */
+static void full_disk_note(const char *path, char *note, size_t len)
+{
+    char dir[4096];
+    struct statvfs v;
+    note[0] = 0;
+    snprintf(dir, sizeof dir, "%s", path);
+    char *slash = strrchr(dir, '/');
+    if (!slash)
+        snprintf(dir, sizeof dir, ".");
+    else if (slash == dir)
+        dir[1] = 0;
+    else
+        *slash = 0;
+    if (statvfs(dir, &v) == 0 && (unsigned long long)v.f_bavail * v.f_frsize < 1048576ULL)
+        snprintf(note, len, " (its file system has %llu bytes free: no space left on the "
+                 "device)", (unsigned long long)v.f_bavail * v.f_frsize);
+}
+
 static int write_results(const rs_store *store, void *ctx)
 {
     const results_target *t = ctx;
-    char err[1024];
+    char err[1024], note[128];
     size_t n;
     const void *recs = rs_store_records(store, &n);
     int st = rs_ncio_write_sweep(t->out, t->grid, recs, n, &t->info, err, sizeof err);
-    if (st != RS_OK)
-        fprintf(stderr, "repsweep run: %s\n", err);
+    if (st != RS_OK) {
+        full_disk_note(t->out, note, sizeof note);
+        fprintf(stderr, "repsweep run: %s%s\n", st == RS_E_NOMEM ? "out of memory while "
+                "writing the results file" : err, note);
+    }
     return st;
 }
 
