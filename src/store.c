@@ -298,6 +298,11 @@ struct rs_store {
     unsigned char *done_bits;   /* one bit per grid index */
     unsigned char *recs;        /* n_recs records, rec_bytes apart */
     size_t n_recs, cap_recs;
+    /* trials whose last record could not run (rs_store_could_not_run) and how many
+     * records the journal holds for each (a retry replaces the record in recs) */
+    uint64_t *failed_index;
+    uint32_t *failed_attempts;
+    size_t n_failed, cap_failed;
 };
 
 /* A header's fields. */
@@ -495,8 +500,73 @@ int rs_store_sync_path(const char *path, int dir)
     return st;
 }
 
+int rs_store_could_not_run(int64_t status)
+{
+    return status < 0 && status != RS_E_ODE;
+}
+
+/* The position of `index` among the trials whose last record could not run, or n_failed. */
+static size_t failed_at(const rs_store *s, uint64_t index)
+{
+    size_t i = 0;
+    while (i < s->n_failed && s->failed_index[i] != index)
+        i++;
+    return i;
+}
+
+/* Is `rec` a retry of a stored trial whose last record could not run? */
+static int is_retry(const rs_store *s, uint64_t index)
+{
+    return rs_store_is_done(s, index) && failed_at(s, index) < s->n_failed;
+}
+
+/* Keep the failed-trial list in step with record `rec` (a first record or a retry). */
+static int note_failure(rs_store *s, const rs_store_record *rec)
+{
+    size_t at = failed_at(s, rec->index);
+    uint32_t attempts = at < s->n_failed ? s->failed_attempts[at] + 1 : 1;
+    if (at < s->n_failed && !rs_store_could_not_run(rec->status)) { /* ran: off the list */
+        s->n_failed--;
+        s->failed_index[at] = s->failed_index[s->n_failed];
+        s->failed_attempts[at] = s->failed_attempts[s->n_failed];
+        return RS_OK;
+    }
+    if (!rs_store_could_not_run(rec->status))
+        return RS_OK;
+    if (at == s->n_failed) {
+        if (s->n_failed == s->cap_failed) {
+            size_t cap = s->cap_failed ? 2 * s->cap_failed : 64;
+            uint64_t *ix = realloc(s->failed_index, cap * sizeof *ix);
+            if (ix)
+                s->failed_index = ix;
+            uint32_t *na = ix ? realloc(s->failed_attempts, cap * sizeof *na) : NULL;
+            if (!na)
+                return RS_E_NOMEM;
+            s->failed_attempts = na;
+            s->cap_failed = cap;
+        }
+        s->failed_index[s->n_failed++] = rec->index;
+    }
+    s->failed_attempts[at] = attempts;
+    return RS_OK;
+}
+
+/* A retry's record replaces the stored one: the results hold the last attempt. */
+static int replace_record(rs_store *s, const void *rec)
+{
+    uint64_t index = ((const rs_store_record *)rec)->index;
+    for (size_t i = s->n_recs; i-- > 0;)
+        if (((const rs_store_record *)(s->recs + i * s->rec_bytes))->index == index) {
+            memcpy(s->recs + i * s->rec_bytes, rec, s->rec_bytes);
+            return note_failure(s, rec);
+        }
+    return RS_E_INVALID; /* not reached: the index is marked done */
+}
+
 static int mark_done(rs_store *s, const void *rec)
 {
+    if (is_retry(s, ((const rs_store_record *)rec)->index))
+        return replace_record(s, rec);
     if (s->n_recs == s->cap_recs) {
         size_t cap = s->cap_recs ? 2 * s->cap_recs : 1024;
         unsigned char *p = realloc(s->recs, cap * s->rec_bytes);
@@ -509,7 +579,7 @@ static int mark_done(rs_store *s, const void *rec)
     uint64_t index = ((const rs_store_record *)rec)->index;
     s->done_bits[index / 8] |= (unsigned char)(1u << (index % 8));
     s->done++;
-    return RS_OK;
+    return note_failure(s, rec);
 }
 
 /* Is `index` a trial of the journal's grid and shard? */
@@ -545,7 +615,7 @@ static int read_records(rs_store *s, char *err, size_t len)
         memcpy(&r, slot, RS_STORE_RECORD_BYTES);
         memcpy(&crc, slot + s->rec_bytes, 4);
         if (crc != crc_of(slot, s->rec_bytes) || !belongs(s, r.index) ||
-            rs_store_is_done(s, r.index)) {
+            (rs_store_is_done(s, r.index) && !is_retry(s, r.index))) {
             bad_since_good++;
             continue;
         }
@@ -677,6 +747,8 @@ void rs_store_close(rs_store **store)
     free(s->path);
     free(s->done_bits);
     free(s->recs);
+    free(s->failed_index);
+    free(s->failed_attempts);
     free(s);
     *store = NULL;
 }
@@ -690,9 +762,9 @@ int rs_store_append(rs_store *s, const void *recs, size_t n, char *err, size_t l
         int dup = 0;
         for (size_t j = 0; j < i && !dup; j++)
             dup = rs_store_record_at(recs, &s->layout, j)->index == index;
-        if (!belongs(s, index) || rs_store_is_done(s, index) || dup) {
+        if (!belongs(s, index) || (rs_store_is_done(s, index) && !is_retry(s, index)) || dup) {
             snprintf(err, len, "%s: trial %llu is outside the grid or the shard, or already "
-                     "stored", s->path, (unsigned long long)index);
+                     "stored (and ran)", s->path, (unsigned long long)index);
             return RS_E_INVALID;
         }
     }
@@ -721,6 +793,20 @@ int rs_store_append(rs_store *s, const void *recs, size_t n, char *err, size_t l
 int rs_store_is_done(const rs_store *s, uint64_t index)
 {
     return index < s->trials && (s->done_bits[index / 8] >> (index % 8)) & 1u;
+}
+
+unsigned rs_store_failed_attempts(const rs_store *s, uint64_t index)
+{
+    size_t at = failed_at(s, index);
+    return at < s->n_failed ? s->failed_attempts[at] : 0;
+}
+
+int rs_store_wants(const rs_store *s, uint64_t index, unsigned max_attempts)
+{
+    if (!rs_store_is_done(s, index))
+        return 1;
+    unsigned attempts = rs_store_failed_attempts(s, index);
+    return attempts > 0 && attempts < max_attempts;
 }
 
 uint64_t rs_store_done_count(const rs_store *s) { return s->done; }

@@ -39,6 +39,7 @@ void rs_sweep_options_default(rs_sweep_options *o)
     o->hang_floor_seconds = 120.0;
     o->hang_factor = 10.0;
     o->stop_wait_seconds = 30.0;
+    o->max_attempts = 3;
 }
 
 /* --- one trial --- */
@@ -128,6 +129,9 @@ typedef struct {
     size_t n, next;          /* todo[next..n) not yet handed out */
     pending_trial *again;    /* chunks of lost workers, handed out before todo (a stack) */
     size_t n_again, cap_again;
+    uint64_t *retry;         /* stored trials that could not run, to run again: ascending */
+    char *retry_stored;      /* ... and whether this run has stored the retry */
+    size_t n_retry;
     double cost_todo;
 } plan;
 
@@ -139,21 +143,30 @@ static int by_cost(const void *a, const void *b)
     return (x->index > y->index) - (x->index < y->index);
 }
 
-/* The trials of the store's shard that it does not hold. */
-static int plan_make(const rs_grid *grid, const rs_store *store, plan *p)
+/* The trials of the store's shard that it does not hold, and the retries (rs_store_wants). */
+static int plan_make(const rs_grid *grid, const rs_store *store, unsigned max_attempts,
+                     plan *p)
 {
     uint64_t total = rs_grid_count(grid);
     const rs_grid_shard *shard = rs_store_shard(store);
     memset(p, 0, sizeof *p);
-    p->todo = malloc((size_t)(rs_store_expected_count(store) - rs_store_done_count(store) + 1) *
-                     sizeof *p->todo);
-    if (!p->todo)
+    uint64_t retries = 0;
+    for (uint64_t i = shard->index; i < total && max_attempts > 1; i += shard->count)
+        retries += rs_store_is_done(store, i) && rs_store_wants(store, i, max_attempts);
+    size_t room = (size_t)(rs_store_expected_count(store) - rs_store_done_count(store) +
+                           retries + 1);
+    p->todo = malloc(room * sizeof *p->todo);
+    p->retry = malloc((size_t)(retries + 1) * sizeof *p->retry);
+    p->retry_stored = calloc((size_t)(retries + 1), 1);
+    if (!p->todo || !p->retry || !p->retry_stored)
         return RS_E_NOMEM;
     for (uint64_t i = shard->index; i < total; i += shard->count) {
         rs_grid_coords c;
         rs_grid_trial t;
-        if (rs_store_is_done(store, i))
+        if (!rs_store_wants(store, i, max_attempts))
             continue;
+        if (rs_store_is_done(store, i))
+            p->retry[p->n_retry++] = i;
         if (rs_grid_coords_of(grid, i, &c) != RS_OK || rs_grid_trial_at(grid, &c, &t) != RS_OK)
             return RS_E_INVALID;
         p->todo[p->n].index = i;
@@ -169,6 +182,39 @@ static void plan_free(plan *p)
 {
     free(p->todo);
     free(p->again);
+    free(p->retry);
+    free(p->retry_stored);
+}
+
+/* The position of `index` among the plan's retries, or n_retry. */
+static size_t retry_at(const plan *p, uint64_t index)
+{
+    size_t lo = 0, hi = p->n_retry;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (p->retry[mid] < index)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo < p->n_retry && p->retry[lo] == index ? lo : p->n_retry;
+}
+
+/* Is trial `index` still to be stored by this run: not in the store, or a retry not yet
+ * stored (a lost worker's late answer, or the rerun of its chunk, is stored once)? */
+static int plan_wants(const plan *p, const rs_store *store, uint64_t index)
+{
+    if (!rs_store_is_done(store, index))
+        return 1;
+    size_t at = retry_at(p, index);
+    return at < p->n_retry && !p->retry_stored[at];
+}
+
+static void plan_stored(plan *p, uint64_t index)
+{
+    size_t at = retry_at(p, index);
+    if (at < p->n_retry)
+        p->retry_stored[at] = 1;
 }
 
 /* Put a lost worker's chunk back (handed out next). RS_E_NOMEM if it cannot grow. */
@@ -203,7 +249,7 @@ static size_t plan_next(plan *p, const rs_store *store, const rs_sweep_options *
             t = p->todo[p->next++];
         else
             break;
-        if (rs_store_is_done(store, t.index))
+        if (!plan_wants(p, store, t.index))
             continue;
         out[k++] = t;
         *cost += t.cost;
@@ -216,6 +262,7 @@ static size_t plan_next(plan *p, const rs_store *store, const rs_sweep_options *
 typedef struct {
     const rs_grid *grid;
     rs_store *store;
+    plan *plan;
     const rs_sweep_options *o;
     rs_sweep_progress prog;
     double start, next_progress, next_checkpoint;
@@ -224,11 +271,12 @@ typedef struct {
 } master;
 
 static void master_init(master *m, const rs_grid *grid, rs_store *store,
-                        const rs_sweep_options *o, const plan *p, int ranks)
+                        const rs_sweep_options *o, plan *p, int ranks)
 {
     memset(m, 0, sizeof *m);
     m->grid = grid;
     m->store = store;
+    m->plan = p;
     m->o = o;
     m->start = seconds_now();
     m->next_progress = m->start + o->progress_seconds;
@@ -265,7 +313,7 @@ static void master_store(master *m, unsigned char *recs, size_t n, double cost)
     if (n == 0 || m->status != RS_OK)
         return;
     for (size_t i = 0; i < n; i++) {
-        if (rs_store_is_done(m->store, rs_store_record_at(recs, l, i)->index))
+        if (!plan_wants(m->plan, m->store, rs_store_record_at(recs, l, i)->index))
             continue;
         if (kept != i)
             memmove(recs + kept * rec_bytes, recs + i * rec_bytes, rec_bytes);
@@ -278,10 +326,17 @@ static void master_store(master *m, unsigned char *recs, size_t n, double cost)
         master_fail(m, st, err);
         return;
     }
+    for (size_t i = 0; i < kept; i++) {
+        const rs_store_record *r = rs_store_record_at(recs, l, i);
+        if (retry_at(m->plan, r->index) < m->plan->n_retry) { /* replaces a failed record */
+            m->prog.failures--;
+            m->prog.done--;
+        }
+        plan_stored(m->plan, r->index);
+        m->prog.failures += r->status != RS_OK;
+    }
     m->prog.done += kept;
     m->prog.done_here += kept;
-    for (size_t i = 0; i < kept; i++)
-        m->prog.failures += rs_store_record_at(recs, l, i)->status != RS_OK;
 }
 
 /* Progress and checkpoints when due; the stop flag. */
@@ -598,7 +653,7 @@ int rs_sweep_run(MPI_Comm comm, const rs_grid *grid, rs_store *store,
     if (!buf || !msg || (rank == 0 && (!ws || !held)))
         st = RS_E_NOMEM;
     if (rank == 0 && st == RS_OK)
-        st = plan_make(grid, store, &p);
+        st = plan_make(grid, store, o->max_attempts ? o->max_attempts : 1, &p);
     /* every rank must agree to start, or none does (no rank may wait for a missing peer) */
     int agreed = st;
     MPI_Allreduce(MPI_IN_PLACE, &agreed, 1, MPI_INT, MPI_MIN, comm);

@@ -13,7 +13,8 @@
  * each followed by the CRC-32 of its bytes, fsync'ed after every appended batch. A kill can
  * only leave a partial or unchecked record at the end; opening truncates the file there, so
  * every record before it survives. A trial index is never appended twice (the store keeps a
- * bitmap of finished indices), nor one outside the journal's shard (grid.h; {0, 1} when not
+ * bitmap of finished indices) unless its last record says it could not run (a retry), nor
+ * one outside the journal's shard (grid.h; {0, 1} when not
  * sharded). One process holds a journal at a time (flock).
  * Records are native byte order and layout: a journal is read on the kind of machine that
  * wrote it (the header's byte-order mark refuses others).
@@ -146,12 +147,26 @@ int rs_store_open(const char *path, const char *job_name, uint64_t job_hash,
 void rs_store_close(rs_store **store);
 
 /* Append n records (rs_store_record_bytes apart), then fsync: after RS_OK they survive a kill or power loss. A record
- * whose index is outside the grid or already stored is refused (RS_E_INVALID) before
+ * whose index is outside the grid or already stored (unless its last record could not run:
+ * a retry, see below) is refused (RS_E_INVALID) before
  * anything is written. RS_E_IO if the write or fsync failed (the next open drops any
  * partial record). */
 int rs_store_append(rs_store *store, const void *recs, size_t n, char *err, size_t err_len);
 
+/* Has trial `index` a record (one that ran, or the last attempt of one that could not)? */
 int rs_store_is_done(const rs_store *store, uint64_t index);
+
+/* Retries. A record whose status says the trial could not run (rs_store_could_not_run: < 0,
+ * e.g. out of memory; not RS_E_ODE, a theory outcome that would only repeat) may be followed
+ * in the journal by later records of the same trial (appended: the journal stays
+ * append-only); the store holds the last one (rs_store_records), and rs_store_append
+ * accepts a record for such a trial. */
+int rs_store_could_not_run(int64_t status);
+/* Records in the journal of trial `index` if its last one could not run; 0 otherwise. */
+unsigned rs_store_failed_attempts(const rs_store *store, uint64_t index);
+/* Should a sweep run trial `index`: it has no record, or its last record could not run and
+ * it has fewer than max_attempts records (max_attempts 1: never retry). */
+int rs_store_wants(const rs_store *store, uint64_t index, unsigned max_attempts);
 /* The journal's shard, and the trials it is meant to hold (the shard's, in the grid). */
 const rs_grid_shard *rs_store_shard(const rs_store *store);
 uint64_t rs_store_expected_count(const rs_store *store);

@@ -74,12 +74,15 @@ struct rs_sweep_options {
     double hang_floor_seconds;   /* a chunk's deadline: floor + factor x estimated cost */
     double hang_factor;
     double stop_wait_seconds;    /* once stopping, wait at most this for busy workers */
+    /* a stored trial that could not run (rs_store_could_not_run) runs again while it has
+     * fewer than this many records (rs_store_wants; 1: never retried) */
+    unsigned max_attempts;
     /* a line for the user when a worker is lost or answers again (may be NULL) */
     void (*notice)(const char *text, void *ctx);
 };
 
 /* max_chunk 64, chunk_seconds 2, progress every 10 s, checkpoint every 300 s, a chunk's
- * deadline 120 s + 10 x its estimated cost, stop wait 30 s, no callbacks. */
+ * deadline 120 s + 10 x its estimated cost, stop wait 30 s, 3 attempts, no callbacks. */
 void rs_sweep_options_default(rs_sweep_options *o);
 
 typedef struct {
@@ -100,7 +103,8 @@ typedef struct {
 void rs_sweep_report_free(rs_sweep_report *report);
 
 /* Run every trial of `grid` in the store's shard (store.h, grid.h) that `store` does not
- * hold. Collective over `comm` (unless a worker is lost: see above): every rank
+ * hold, and (once per run) those whose last record could not run, up to o->max_attempts
+ * records (rs_store_wants). Collective over `comm` (unless a worker is lost: see above): every rank
  * calls it with the same grid and options; `store` is used on rank 0 only (NULL elsewhere).
  * Returns RS_OK when the sweep ended (finished or interrupted: see report, filled on rank
  * 0), or an RS_E_* code on rank 0 when the store or a checkpoint failed or memory ran out

@@ -24,7 +24,11 @@
 #include "repsweep/sweep.h"
 
 /* Exit statuses (documented in --help). */
-enum { EXIT_DONE = 0, EXIT_ERROR = 1, EXIT_BAD_INPUT = 2, EXIT_INTERRUPTED = 3 };
+enum { EXIT_DONE = 0, EXIT_ERROR = 1, EXIT_BAD_INPUT = 2, EXIT_INTERRUPTED = 3,
+       EXIT_COULD_NOT_RUN = 4 };
+
+/* Attempts of a trial that could not run (--no-retry: 1). */
+#define MAX_ATTEMPTS 3
 
 /* Set by SIGTERM, SIGINT, SIGUSR1 to the signal's number; read by the sweep and, through
  * rs_trial_spec.stop, by the training loop before every epoch. */
@@ -70,8 +74,13 @@ static void run_usage(FILE *out)
         "                       dead node): its chunk goes to other ranks, a late answer is\n"
         "                       not recorded twice; once stopping, rank 0 waits at most\n"
         "                       min(S, 30) seconds for busy ranks\n"
+        "  --no-retry           do not run again the stored trials that could not run\n"
+        "                       (e.g. out of memory); without it a rerun retries each such\n"
+        "                       trial, up to 3 attempts in all (the journal keeps every\n"
+        "                       attempt, the results file the last)\n"
         "  --help               this text\n"
-        "\n"
+        "\n");
+    fprintf(out,
         "SIGTERM, SIGINT and SIGUSR1 (what SLURM sends before a time limit; mpirun forwards\n"
         "SIGUSR1 to every rank) stop the sweep: no more work is handed out, a trial in\n"
         "progress is abandoned within one epoch, FILE.nc is rewritten with every finished\n"
@@ -84,9 +93,13 @@ static void run_usage(FILE *out)
         "is 3. A rank killed outright makes mpirun end the job (its own non-zero status);\n"
         "every trial in the journal is kept: rerun the same command.\n"
         "\n"
-        "Exit status: 0 every trial is done; 1 error (I/O, out of memory); 2 bad input (job\n"
-        "file, options, an --out that cannot be created or belongs to another job or shard,\n"
-        "a corrupt journal); 3 interrupted by a signal: rerun the same command to resume.\n"
+        "Exit status: 0 every trial ran (diverged trials and failed fits are results);\n"
+        "1 error (I/O, out of memory of rank 0); 2 bad input (job file, options, an --out\n"
+        "that cannot be created or belongs to another job or shard, a corrupt journal);\n"
+        "3 interrupted by a signal or with no rank left: rerun the same command to resume;\n"
+        "4 every trial has a record but some could not run (status < 0, e.g. out of\n"
+        "memory): rerun to retry them (see --no-retry). A line before the last counts the\n"
+        "failures by kind (could not run, diverged, fit failed, ODE collapsed).\n"
         "`repsweep status FILE.nc` reports progress from FILE.nc while the run goes on.\n");
 }
 
@@ -94,10 +107,12 @@ typedef struct {
     const char *job, *out;
     long threads, chunk;
     double progress, save_every, hang_seconds;
+    int no_retry;
     rs_grid_shard shard;
 } run_options;
 
-enum { O_OUT = 256, O_THREADS, O_CHUNK, O_PROGRESS, O_SAVE, O_SHARD, O_HANG, O_HELP };
+enum { O_OUT = 256, O_THREADS, O_CHUNK, O_PROGRESS, O_SAVE, O_SHARD, O_HANG, O_NO_RETRY,
+       O_HELP };
 
 /* Returns -1 to exit 2, 1 to exit 0 (help), 0 to go on. */
 static int parse(int argc, char **argv, run_options *o)
@@ -110,6 +125,7 @@ static int parse(int argc, char **argv, run_options *o)
         {"save-every", required_argument, 0, O_SAVE},
         {"shard", required_argument, 0, O_SHARD},
         {"hang-seconds", required_argument, 0, O_HANG},
+        {"no-retry", no_argument, 0, O_NO_RETRY},
         {"help", no_argument, 0, O_HELP},
         {0, 0, 0, 0}};
     memset(o, 0, sizeof *o);
@@ -133,6 +149,7 @@ static int parse(int argc, char **argv, run_options *o)
             break;
         case O_SAVE: bad = opt_double("run", "--save-every", optarg, 0, 1e9, &o->save_every); break;
         case O_SHARD: bad = opt_shard("run", "--shard", optarg, &o->shard); break;
+        case O_NO_RETRY: o->no_retry = 1; break;
         case O_HANG:
             bad = opt_double("run", "--hang-seconds", optarg, 0.1, 1e9, &o->hang_seconds);
             break;
@@ -237,6 +254,39 @@ static void print_progress(const rs_sweep_progress *p, void *ctx)
     fprintf(stderr, "\n");
 }
 
+/* Test-only (tests/python/test_retry.py): REPSWEEP_TEST_FAIL_TRIALS=3,7 makes those grid
+ * indices "could not run" (status RS_E_NOMEM) without training, on every rank. */
+typedef struct {
+    uint64_t index[64];
+    int n;
+} fail_hook;
+
+static void read_fail_hook(fail_hook *h)
+{
+    const char *v = getenv("REPSWEEP_TEST_FAIL_TRIALS");
+    h->n = 0;
+    while (v && *v && h->n < 64) {
+        char *end;
+        h->index[h->n++] = strtoull(v, &end, 10);
+        v = *end == ',' ? end + 1 : NULL;
+    }
+}
+
+static int hooked_trial(const rs_grid *grid, uint64_t index, const rs_sweep_options *o,
+                        rs_store_record *rec, void *params)
+{
+    const fail_hook *h = params;
+    for (int i = 0; i < h->n; i++)
+        if (h->index[i] == index) {
+            rs_store_layout l;
+            rs_store_layout_of(grid, &l);
+            rs_store_record_clear(index, &l, rec);
+            rec->status = RS_E_NOMEM;
+            return RS_OK;
+        }
+    return rs_sweep_trial(grid, index, o, rec);
+}
+
 static void print_notice(const char *text, void *ctx)
 {
     (void)ctx;
@@ -281,9 +331,21 @@ static int open_output(const run_options *o, const rs_job *job, const rs_grid *g
                 (unsigned long long)rs_store_dropped_bytes(*store));
     uint64_t done = rs_store_done_count(*store), total = rs_store_expected_count(*store);
     const char *of_shard = opt_shard_note(&o->shard, note);
+    size_t n_recs;
+    const void *recs = rs_store_records(*store, &n_recs);
+    uint64_t retries = 0;
+    for (size_t i = 0; i < n_recs; i++) {
+        uint64_t index = rs_store_record_at(recs, &layout, i)->index;
+        retries += rs_store_failed_attempts(*store, index) > 0 &&
+                   rs_store_wants(*store, index, o->no_retry ? 1 : MAX_ATTEMPTS);
+    }
     if (done > 0)
-        fprintf(stderr, "resuming: %llu of %llu trials done%s\n", (unsigned long long)done,
+        fprintf(stderr, "resuming: %llu of %llu trials done%s", (unsigned long long)done,
                 (unsigned long long)total, of_shard);
+    if (done > 0 && retries > 0)
+        fprintf(stderr, "; %llu that could not run will be retried", (unsigned long long)retries);
+    if (done > 0)
+        fprintf(stderr, "\n");
     else if (o->shard.count > 1)
         fprintf(stderr, "starting: %llu trials%s of job '%s' (%llu trials)\n",
                 (unsigned long long)total, of_shard, job->name,
@@ -317,6 +379,63 @@ static void print_busy(const rs_sweep_report *rep, const long long *peaks)
             fprintf(stderr, ", peak memory %.1f MiB", (double)peaks[r] / (1024.0 * 1024.0));
         fprintf(stderr, "\n");
     }
+}
+
+/* The stored trials that did not end ok, by kind, on one line (nothing if none); returns
+ * those that could not run. */
+static uint64_t print_failures(const rs_store *store, unsigned max_attempts)
+{
+    size_t n;
+    const void *recs = rs_store_records(store, &n);
+    const rs_store_layout *l = rs_store_layout_get(store);
+    uint64_t could_not = 0, retry = 0, diverged = 0, fit = 0, collapsed = 0, ode = 0, other = 0;
+    int64_t could_not_status = 0;
+    for (size_t i = 0; i < n; i++) {
+        const rs_store_record *r = rs_store_record_at(recs, l, i);
+        if (rs_store_could_not_run(r->status)) {
+            could_not++;
+            could_not_status = r->status;
+            retry += rs_store_wants(store, r->index, max_attempts);
+        } else if (r->status == RS_S_DIVERGED) {
+            diverged++;
+        } else if (r->status == RS_S_FIT_FAILED) {
+            fit++;
+        } else if (r->status == RS_S_COLLAPSED) {
+            collapsed++;
+        } else if (r->status == RS_E_ODE) {
+            ode++;
+        } else if (r->status != RS_OK) {
+            other++;
+        }
+    }
+    if (could_not + diverged + fit + collapsed + ode + other == 0)
+        return 0;
+    fprintf(stderr, "failures:");
+    const char *sep = " ";
+    if (could_not) {
+        fprintf(stderr, "%s%llu could not run (e.g. %s; ", sep, (unsigned long long)could_not,
+                rs_strerror((int)could_not_status));
+        if (retry)
+            fprintf(stderr, "%llu will be retried by a rerun of the same command, at most %u "
+                    "attempts each)", (unsigned long long)retry, max_attempts);
+        else if (max_attempts > 1)
+            fprintf(stderr, "each had %u attempts: not retried)", max_attempts);
+        else
+            fprintf(stderr, "--no-retry: not retried)");
+        sep = ", ";
+    }
+    if (diverged)
+        fprintf(stderr, "%s%llu diverged", sep, (unsigned long long)diverged), sep = ", ";
+    if (fit)
+        fprintf(stderr, "%s%llu fit failed", sep, (unsigned long long)fit), sep = ", ";
+    if (collapsed)
+        fprintf(stderr, "%s%llu ODE collapsed", sep, (unsigned long long)collapsed), sep = ", ";
+    if (ode)
+        fprintf(stderr, "%s%llu ODE solver failed", sep, (unsigned long long)ode), sep = ", ";
+    if (other)
+        fprintf(stderr, "%s%llu other", sep, (unsigned long long)other);
+    fprintf(stderr, "\n");
+    return could_not;
 }
 
 /* The master's part after the sweep: FILE.nc from the journal, and the final word. */
@@ -354,10 +473,11 @@ static int finish(const run_options *o, const rs_store *store, results_target *t
         return EXIT_INTERRUPTED;
     }
     print_busy(rep, peaks);
+    uint64_t could_not_run = print_failures(store, o->no_retry ? 1 : MAX_ATTEMPTS);
     fprintf(stderr, "done: %llu of %llu trials%s (%llu in this run); results in %s\n",
             (unsigned long long)done, (unsigned long long)total, of_shard,
             (unsigned long long)rep->computed, o->out);
-    return EXIT_DONE;
+    return could_not_run ? EXIT_COULD_NOT_RUN : EXIT_DONE;
 }
 
 /* --threads above the CPUs a computing rank is bound to makes its threads wait on each other
@@ -433,6 +553,13 @@ static int run(const run_options *o, const char *command_line, MPI_Comm comm, in
         so.hang_floor_seconds = o->hang_seconds;
         so.stop_wait_seconds = o->hang_seconds < 30 ? o->hang_seconds : 30;
         so.notice = print_notice;
+        so.max_attempts = o->no_retry ? 1 : MAX_ATTEMPTS;
+        fail_hook hook;
+        read_fail_hook(&hook);
+        if (hook.n > 0) {
+            so.trial = hooked_trial;
+            so.trial_params = &hook;
+        }
         st = rs_sweep_run(comm, &grid, store, &so, &rep);
         if (rank == 0 && rep.lost_ranks > 0) {
             /* a lost rank never joins a collective: rank 0 ends the job (cmd_run aborts) */

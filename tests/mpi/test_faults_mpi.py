@@ -157,3 +157,21 @@ def test_killed_worker_ends_the_run_and_a_resume_is_identical(repsweep_bin, refe
     proc2 = run(repsweep_bin, job, out, "--chunk", "1", ranks=3)
     assert proc2.returncode == 0, proc2.stderr
     finish_and_compare(repsweep_bin, job, out, ref, 0, proc2.stderr)
+
+
+def test_trials_that_could_not_run_are_retried_under_mpi(repsweep_bin, reference, tmp_path):
+    """Trials 3 and 7 fail on the workers (test-only hook): exit 4; a rerun on 3 ranks
+    retries them (the journal keeps both attempts) and equals the uninterrupted run."""
+    job, ref = reference
+    out = tmp_path / "retry.nc"
+    e = env()
+    e["REPSWEEP_TEST_FAIL_TRIALS"] = "3,7"
+    proc = subprocess.run(run_cmd(repsweep_bin, job, out, "--chunk", "1", ranks=3),
+                          capture_output=True, text=True, timeout=300, env=e)
+    assert proc.returncode == 4, proc.stderr
+    assert "failures: 2 could not run" in proc.stderr, proc.stderr
+    proc = run(repsweep_bin, job, out, "--chunk", "1", ranks=3)
+    assert proc.returncode == 0, proc.stderr
+    idx = journal_indices(Path(str(out) + ".journal"))
+    assert sorted(idx) == sorted(list(range(12)) + [3, 7]), idx
+    assert_same_results(ref, read_results(out), "after retries on 3 ranks vs uninterrupted")
