@@ -216,6 +216,12 @@ static void full_disk_note(const char *path, char *note, size_t len)
                  "device)", (unsigned long long)v.f_bavail * v.f_frsize);
 }
 
+/* A results-file write failed in this process: netCDF 4.9.0 with HDF5 1.10 then leaves a
+ * half-closed HDF5 file whose exit handler crashes (SIGSEGV in H5F__close_cb, measured on a
+ * full tmpfs: exit 139 instead of 1), so cmd_run ends with _exit after everything is saved
+ * and flushed. Written by rank 0's main thread only. */
+static int results_write_failed = 0;
+
 static int write_results(const rs_store *store, void *ctx)
 {
     const results_target *t = ctx;
@@ -224,6 +230,7 @@ static int write_results(const rs_store *store, void *ctx)
     const void *recs = rs_store_records(store, &n);
     int st = rs_ncio_write_sweep(t->out, t->grid, recs, n, &t->info, err, sizeof err);
     if (st != RS_OK) {
+        results_write_failed = 1;
         full_disk_note(t->out, note, sizeof note);
         fprintf(stderr, "repsweep run: %s%s\n", st == RS_E_NOMEM ? "out of memory while "
                 "writing the results file" : err, note);
@@ -453,8 +460,13 @@ static int finish(const run_options *o, const rs_store *store, results_target *t
                 wrote == RS_OK ? " and the results file" : "");
         return EXIT_ERROR;
     }
-    if (wrote != RS_OK)
+    if (wrote != RS_OK) {
+        fprintf(stderr, "repsweep run: %llu of %llu trials%s are saved in %s.journal, but the "
+                "results file could not be written (the reason is above); rerun the same "
+                "command once that is fixed: it rewrites %s from the journal\n",
+                (unsigned long long)done, (unsigned long long)total, of_shard, o->out, o->out);
         return EXIT_ERROR;
+    }
     if (rep->lost_ranks > 0)
         fprintf(stderr, "repsweep run: %d rank%s stopped answering (hung, stopped or on a lost "
                 "node); %llu chunk%s ran again on other ranks; the job ends without waiting "
@@ -621,5 +633,10 @@ int cmd_run(int argc, char **argv)
         MPI_Abort(MPI_COMM_WORLD, rc);
     }
     MPI_Finalize();
+    if (results_write_failed) {
+        fflush(stdout);
+        fflush(stderr);
+        _exit(rc); /* skip HDF5's exit handler (see results_write_failed) */
+    }
     return rc;
 }

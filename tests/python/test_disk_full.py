@@ -1,4 +1,4 @@
-"""A full disk (ENOSPC on the journal's append, in a 32 KiB tmpfs): the run stops with exit 1
+"""A full disk (ENOSPC on the journal's append, in a small tmpfs): the run stops with exit 1
 and a message naming FILE.nc.journal and the system's reason (16b47a5 printed `netCDF:
 Permission denied` and `the sweep stopped: input/output error`); every fsync'ed trial is found
 by the resume, which completes the sweep with the results of an uninterrupted run."""
@@ -22,12 +22,12 @@ blocks = (
 
 @pytest.fixture
 def small_fs(tmp_path):
-    """A 32 KiB tmpfs (needs root: mount)."""
+    """A 64 KiB tmpfs (needs root: mount)."""
     mnt = tmp_path / "fs"
     mnt.mkdir()
     if os.geteuid() != 0:
         pytest.skip("mounting a tmpfs needs root")
-    proc = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=32k", "tmpfs", str(mnt)],
+    proc = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mnt)],
                           capture_output=True, text=True)
     if proc.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs: {proc.stderr.strip()}")
@@ -43,6 +43,7 @@ def test_full_disk_names_the_journal_and_the_reason_and_resume_keeps_every_trial
     job.write_text(JOB)
     ref = tmp_path / "ref.nc"
     assert run(repsweep_bin, job, ref, "--chunk", "8").returncode == 0
+    (small_fs / "fill").write_bytes(bytes(32 * 1024))   # 32 KiB left
     out = small_fs / "r.nc"
     proc = run(repsweep_bin, job, out, "--chunk", "8")
     assert proc.returncode == 1, proc.stderr
@@ -54,8 +55,28 @@ def test_full_disk_names_the_journal_and_the_reason_and_resume_keeps_every_trial
     saved = journal_indices(journal)
     assert 0 < len(saved) < 400 and len(set(saved)) == len(saved)
     assert f"{len(saved)} of 400 trials are saved in {journal}" in proc.stderr, proc.stderr
+    (small_fs / "fill").unlink()
     subprocess.run(["mount", "-o", "remount,size=4m", str(small_fs)], check=True)
     proc = run(repsweep_bin, job, out, "--chunk", "8")
     assert proc.returncode == 0, proc.stderr
     assert f"resuming: {len(saved)} of 400 trials done" in proc.stderr, proc.stderr
     assert_same_results(read_results(ref), read_results(out), "after a full disk and a resume")
+
+
+def test_full_disk_at_the_results_file_exits_1_with_the_journal_intact(repsweep_bin, tmp_path,
+                                                                      small_fs):
+    """The journal fits, the results file does not: exit 1 and a message (16b47a5 crashed in
+    HDF5's exit handler, SIGSEGV: status -11 / 139); the rerun with room writes it."""
+    from sweep_util import write_job
+    job = write_job(tmp_path / "tiny.cfg")
+    (small_fs / "fill").write_bytes(bytes(44 * 1024))   # 20 KiB left: the journal's 2 KiB fit
+    out = small_fs / "r.nc"
+    proc = run(repsweep_bin, job, out)
+    assert proc.returncode == 1, proc.stderr
+    assert "bytes free: no space left on the device" in proc.stderr, proc.stderr
+    assert "8 of 8 trials are saved in" in proc.stderr and "could not be written" in proc.stderr
+    assert sorted(journal_indices(Path(str(out) + ".journal"))) == list(range(8))
+    (small_fs / "fill").unlink()
+    proc = run(repsweep_bin, job, out)
+    assert proc.returncode == 0 and "done: 8 of 8 trials (0 in this run)" in proc.stderr
+    assert list(read_results(out)["trial"]) == list(range(8))
