@@ -171,9 +171,13 @@ int cmd_merge(int argc, char **argv)
     int st = rs_ncio_merge_sweeps(out, in, (size_t)n, command_line, &grid_trials, err,
                                   sizeof err);
     if (st != RS_OK) {
-        fprintf(stderr, "repsweep merge: %s\n", err);
+        char note[128];
+        fprintf(stderr, "repsweep merge: %s%s\n", err,
+                st == RS_E_INVALID ? "" : opt_full_disk_note(out, note));
         free(in);
-        return st == RS_E_INVALID ? 2 : 1;
+        if (st != RS_E_INVALID)
+            opt_exit_after_failed_write(1);
+        return 2;
     }
     uint64_t merged = 0;
     for (int i = 0; i < n; i++)

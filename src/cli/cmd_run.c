@@ -11,7 +11,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include "commands.h"
@@ -196,30 +195,8 @@ typedef struct {
     rs_ncio_sweep_info info;
 } results_target;
 
-/* netCDF reports a full file system as "Permission denied" or an HDF5 error: after a
- * failed write, say so when the directory holding `path` has (almost) no room left. */
-static void full_disk_note(const char *path, char *note, size_t len)
-{
-    char dir[4096];
-    struct statvfs v;
-    note[0] = 0;
-    snprintf(dir, sizeof dir, "%s", path);
-    char *slash = strrchr(dir, '/');
-    if (!slash)
-        snprintf(dir, sizeof dir, ".");
-    else if (slash == dir)
-        dir[1] = 0;
-    else
-        *slash = 0;
-    if (statvfs(dir, &v) == 0 && (unsigned long long)v.f_bavail * v.f_frsize < 1048576ULL)
-        snprintf(note, len, " (its file system has %llu bytes free: no space left on the "
-                 "device)", (unsigned long long)v.f_bavail * v.f_frsize);
-}
-
-/* A results-file write failed in this process: netCDF 4.9.0 with HDF5 1.10 then leaves a
- * half-closed HDF5 file whose exit handler crashes (SIGSEGV in H5F__close_cb, measured on a
- * full tmpfs: exit 139 instead of 1), so cmd_run ends with _exit after everything is saved
- * and flushed. Written by rank 0's main thread only. */
+/* A results-file write failed in this process: cmd_run then ends through
+ * opt_exit_after_failed_write. Written by rank 0's main thread only. */
 static int results_write_failed = 0;
 
 static int write_results(const rs_store *store, void *ctx)
@@ -231,7 +208,7 @@ static int write_results(const rs_store *store, void *ctx)
     int st = rs_ncio_write_sweep(t->out, t->grid, recs, n, &t->info, err, sizeof err);
     if (st != RS_OK) {
         results_write_failed = 1;
-        full_disk_note(t->out, note, sizeof note);
+        opt_full_disk_note(t->out, note);
         fprintf(stderr, "repsweep run: %s%s\n", st == RS_E_NOMEM ? "out of memory while "
                 "writing the results file" : err, note);
     }
@@ -633,10 +610,7 @@ int cmd_run(int argc, char **argv)
         MPI_Abort(MPI_COMM_WORLD, rc);
     }
     MPI_Finalize();
-    if (results_write_failed) {
-        fflush(stdout);
-        fflush(stderr);
-        _exit(rc); /* skip HDF5's exit handler (see results_write_failed) */
-    }
+    if (results_write_failed)
+        opt_exit_after_failed_write(rc);
     return rc;
 }

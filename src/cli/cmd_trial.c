@@ -308,9 +308,11 @@ int cmd_trial(int argc, char **argv)
                      : RS_E_NOMEM;
         rs_net_free(net);
         if (st != RS_OK) {
-            fprintf(stderr, "repsweep trial: --export-weights: %s\n",
-                    st == RS_E_NOMEM ? "out of memory" : err);
-            return 1;
+            char note[128];
+            fprintf(stderr, "repsweep trial: --export-weights: %s%s\n",
+                    st == RS_E_NOMEM ? "out of memory" : err,
+                    st == RS_E_NOMEM ? "" : opt_full_disk_note(o.export_weights, note));
+            opt_exit_after_failed_write(1);
         }
     }
 
@@ -334,7 +336,9 @@ int cmd_trial(int argc, char **argv)
         char cmdline[4096];
         opt_command_line(argc, argv, cmdline, sizeof cmdline);
         if (rs_ncio_write_trial(o.out, &spec, &traj, &res, cmdline, err, sizeof err) != RS_OK) {
-            fprintf(stderr, "repsweep trial: --out: %s\n", err);
+            char note[128];
+            fprintf(stderr, "repsweep trial: --out: %s%s\n", err,
+                    opt_full_disk_note(o.out, note));
             rc = 1;
         }
     }
@@ -344,5 +348,7 @@ int cmd_trial(int argc, char **argv)
         print_summary(&spec, &res);
     rs_trajectory_free(&traj);
     rs_trial_result_free(&res);
+    if (rc)
+        opt_exit_after_failed_write(rc);
     return rc;
 }

@@ -9,6 +9,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
 
 #ifndef REPSWEEP_ARCH_FILE
 #define REPSWEEP_ARCH_FILE "jobs/architectures.cfg"
@@ -141,4 +143,30 @@ long long opt_peak_memory_bytes(void)
             break;
     fclose(f);
     return kib < 0 ? -1 : kib * 1024;
+}
+
+const char *opt_full_disk_note(const char *path, char *note)
+{
+    char dir[4096];
+    struct statvfs v;
+    note[0] = 0;
+    snprintf(dir, sizeof dir, "%s", path);
+    char *slash = strrchr(dir, '/');
+    if (!slash)
+        snprintf(dir, sizeof dir, ".");
+    else if (slash == dir)
+        dir[1] = 0;
+    else
+        *slash = 0;
+    if (statvfs(dir, &v) == 0 && (unsigned long long)v.f_bavail * v.f_frsize < 1048576ULL)
+        snprintf(note, 128, " (its file system has %llu bytes free: no space left on the "
+                 "device)", (unsigned long long)v.f_bavail * v.f_frsize);
+    return note;
+}
+
+void opt_exit_after_failed_write(int rc)
+{
+    fflush(stdout);
+    fflush(stderr);
+    _exit(rc);
 }

@@ -41,4 +41,15 @@ void opt_warn_threads(const char *cmd, long threads, int ranks_short, int worker
 /* argv joined by spaces into buf (for provenance attributes). */
 void opt_command_line(int argc, char **argv, char *buf, unsigned long len);
 
+/* After a failed write of `path`: " (its file system has N bytes free: no space left on the
+ * device)" when the file system of its directory has less than 1 MiB free, else "" (netCDF
+ * reports a full disk as "Permission denied" or "HDF error"). `note` has room for 128. */
+const char *opt_full_disk_note(const char *path, char *note);
+
+/* End the process with status rc after a failed netCDF write: netCDF 4.9.0 with HDF5 1.10
+ * leaves a half-closed file whose HDF5 exit handler crashes (SIGSEGV in H5F__close_cb,
+ * measured on a full tmpfs), so stdio is flushed and the exit handlers skipped (_exit).
+ * Call only when everything else is saved (and after MPI_Finalize). */
+void opt_exit_after_failed_write(int rc) __attribute__((noreturn));
+
 #endif

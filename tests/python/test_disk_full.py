@@ -80,3 +80,25 @@ def test_full_disk_at_the_results_file_exits_1_with_the_journal_intact(repsweep_
     proc = run(repsweep_bin, job, out)
     assert proc.returncode == 0 and "done: 8 of 8 trials (0 in this run)" in proc.stderr
     assert list(read_results(out)["trial"]) == list(range(8))
+
+
+def test_full_disk_for_merge_and_trial_files_exits_1_naming_the_file(repsweep_bin, tmp_path,
+                                                                     small_fs):
+    """`merge --out`, `trial --out` and `trial --export-weights` on a full file system: exit 1,
+    the file and the free space named (16b47a5: merge and trial --out crashed, SIGSEGV)."""
+    from sweep_util import env, write_job
+    job = write_job(tmp_path / "tiny.cfg")
+    res = tmp_path / "r.nc"
+    assert run(repsweep_bin, job, res).returncode == 0
+    (small_fs / "fill").write_bytes(bytes(52 * 1024))   # 12 KiB left
+    cmds = {"merge": ["merge", "--out", str(small_fs / "m.nc"), str(res)],
+            "trial": ["trial", "--arch", "narrow", "--epochs", "50", "--out",
+                      str(small_fs / "t.nc")],
+            "export": ["trial", "--arch", "narrow", "--epochs", "50", "--export-weights",
+                       str(small_fs / "w.nc")]}
+    for what, args in cmds.items():
+        proc = subprocess.run([repsweep_bin, *args], capture_output=True, text=True, env=env(),
+                              timeout=120)
+        assert proc.returncode == 1, (what, proc.returncode, proc.stderr)
+        assert str(small_fs) in proc.stderr, (what, proc.stderr)
+        assert "bytes free: no space left on the device" in proc.stderr, (what, proc.stderr)
