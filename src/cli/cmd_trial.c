@@ -122,8 +122,10 @@ static int parse(int argc, char **argv, trial_options *o)
             bad = opt_long("trial", "--threads", optarg, 1, 1024, &threads);
             o->threads = (int)threads;
             break;
-        case O_OUT: o->out = optarg; break;
-        case O_EXPORT: o->export_weights = optarg; break;
+        case O_OUT: bad = opt_path("trial", "--out", optarg, &o->out); break;
+        case O_EXPORT:
+            bad = opt_path("trial", "--export-weights", optarg, &o->export_weights);
+            break;
         case O_JSON: o->json = 1; break;
         case O_HELP: trial_usage(stdout); return 1;
         default:
