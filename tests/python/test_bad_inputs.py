@@ -10,6 +10,7 @@ was killed, exit 137, out of memory), an integer literal above 2^31 elsewhere wa
 merge) and `--export-weights ""` were accepted and failed only after the work.
 """
 import hashlib
+import json
 import os
 import subprocess
 from pathlib import Path
@@ -221,3 +222,17 @@ def test_bad_file_or_flag_is_refused_in_one_line(finished, run_repsweep, argv, n
     d, _ = finished
     check_bad(run_repsweep(*argv, check=False, cwd=d), finished, needles)
 
+
+def test_trial_json_escapes_an_architecture_name(tmp_path, run_repsweep):
+    """An architecture named with a quote, a backslash and a tab gives valid JSON with that
+    name (fails on 16b47a5: its --json printed the name unescaped)."""
+    name = 'a "quoted"\\name\twith tab'
+    escaped = name.replace("\\", "\\\\").replace('"', '\\"').replace("\t", "\\t")
+    (tmp_path / "archs.cfg").write_text(
+        f'architectures = ( {{ name = "{escaped}"; activation = "relu"; hidden_layers = 2; '
+        'units = 4; gain = 1.0; lr = 0.01; epochs = 5; } );\n')
+    proc = run_repsweep("trial", "--arch-file", tmp_path / "archs.cfg", "--arch", name,
+                        "--no-fit", "--json")
+    doc = json.loads(proc.stdout)
+    assert doc["arch"] == name
+    assert doc["epochs_run"] == 5
