@@ -8,6 +8,7 @@
 #include <libconfig.h>
 #include <math.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -100,11 +101,87 @@ static void line_key(const char *text, int line, char *key, size_t key_len)
     }
 }
 
+/* libconfig 1.5 reads an integer literal without the L suffix into 32 bits and one with it
+ * into 64, silently wrapping what does not fit (`units = 4294967346` becomes 50,
+ * 2147483648 becomes -2147483648). So every integer literal of the text is checked here, in
+ * full width, before a value is used: RS_OK, or "file:line: KEY = LITERAL is out of range
+ * ...". Strings and comments (#, //, slash-star) are skipped; a decimal point or an exponent
+ * makes a float, which libconfig reads as a double. */
+static int check_integer_literals(const char *path, const char *text, char *err, size_t len)
+{
+    char key[64] = "", ident[64] = "";
+    int line = 1;
+    for (const char *p = text; *p;) {
+        if (*p == '\n') {
+            line++;
+            p++;
+        } else if (*p == '"') { /* a string: up to the closing quote, past escapes */
+            for (p++; *p && *p != '"'; p++) {
+                if (*p == '\\' && p[1])
+                    p++;
+                if (*p == '\n')
+                    line++;
+            }
+            p += *p == '"';
+        } else if (*p == '#' || (p[0] == '/' && p[1] == '/')) {
+            p += strcspn(p, "\n");
+        } else if (p[0] == '/' && p[1] == '*') {
+            const char *end = strstr(p + 2, "*/");
+            const char *stop = end ? end + 2 : p + strlen(p);
+            for (; p < stop; p++)
+                line += *p == '\n';
+        } else if (isalpha((unsigned char)*p) || *p == '*') { /* a setting's name or a word */
+            size_t n = 0;
+            while (isalnum((unsigned char)p[n]) || p[n] == '_' || p[n] == '-' || p[n] == '*')
+                n++;
+            snprintf(ident, sizeof ident, "%.*s", (int)n, p);
+            p += n;
+        } else if (*p == '=' || *p == ':') {
+            snprintf(key, sizeof key, "%s", ident);
+            p++;
+        } else if (isdigit((unsigned char)*p) || ((*p == '-' || *p == '+' || *p == '.') &&
+                                                  isdigit((unsigned char)p[1]))) {
+            const char *start = p;
+            int hex = (p[0] == '0' && (p[1] == 'x' || p[1] == 'X')), is_float = 0;
+            p += (*p == '-' || *p == '+');
+            while (isalnum((unsigned char)*p) || *p == '.' ||
+                   ((*p == '-' || *p == '+') && !hex && (p[-1] == 'e' || p[-1] == 'E'))) {
+                is_float |= *p == '.' || (!hex && (*p == 'e' || *p == 'E'));
+                p++;
+            }
+            if (is_float)
+                continue;
+            const int wide = p[-1] == 'L' || p[-1] == 'l';
+            char literal[64];
+            snprintf(literal, sizeof literal, "%.*s", (int)(p - start), start);
+            errno = 0;
+            char *end;
+            long long v = strtoll(literal, &end, hex ? 16 : 10);
+            const int overflow = errno == ERANGE;
+            if (!overflow && (wide || (v >= INT32_MIN && v <= INT32_MAX)))
+                continue;
+            char shown[96];
+            snprintf(shown, sizeof shown, "%s%s%s", key[0] ? "'" : "", key[0] ? key : "a value",
+                     key[0] ? "'" : "");
+            if (wide)
+                return fail_at(err, len, path, line, RS_E_PARSE, "%s = %s is out of range: a "
+                               "64-bit integer (L suffix) must be in [%lld, %lld]", shown,
+                               literal, (long long)INT64_MIN, (long long)INT64_MAX);
+            return fail_at(err, len, path, line, RS_E_PARSE, "%s = %s is out of range: an "
+                           "integer must be in [%d, %d] (libconfig would silently wrap it)",
+                           shown, literal, INT32_MIN, INT32_MAX);
+        } else {
+            p++;
+        }
+    }
+    return RS_OK;
+}
+
 /* Parse `text` (read from `path`) into cfg (initialised by the caller). */
 static int parse_text(config_t *cfg, const char *path, const char *text, char *err, size_t len)
 {
     if (config_read_string(cfg, text) == CONFIG_TRUE)
-        return RS_OK;
+        return check_integer_literals(path, text, err, len);
     const char *msg = config_error_text(cfg);
     const int line = config_error_line(cfg);
     char key[64] = "", hint[160] = "";
@@ -197,9 +274,11 @@ static int parse_arch(const config_setting_t *g, const char *file, rs_arch *a, c
         if (number_of(s, &v) != RS_OK)
             return fail_at(err, len, file, kline, RS_E_PARSE, "'%s' must be a number", key);
         int integral = strcmp(key, "dropout") && strcmp(key, "gain") && strcmp(key, "lr");
-        if (integral && (v != (double)(long)v || v < 0))
+        /* checked in full width before the narrowing casts below */
+        const double max = strcmp(key, "epochs") == 0 ? 1e8 : (double)INT32_MAX;
+        if (integral && !(v >= 0 && v <= max && v == floor(v)))
             return fail_at(err, len, file, kline, RS_E_PARSE,
-                           "'%s' must be a non-negative integer", key);
+                           "'%s' must be an integer in [0, %.0f], got %.17g", key, max, v);
         if (strcmp(key, "hidden_layers") == 0) a->hidden_layers = (int)v;
         else if (strcmp(key, "units") == 0) a->units = (int)v;
         else if (strcmp(key, "conv_channels") == 0) a->conv_channels = (int)v;

@@ -142,7 +142,8 @@ int cmd_merge(int argc, char **argv)
     optind = 1;
     while ((c = getopt_long(argc, argv, "", long_options, NULL)) != -1) {
         if (c == 'o') {
-            out = optarg;
+            if (opt_path("merge", "--out", optarg, &out) != 0)
+                return 2;
         } else if (c == 'h') {
             merge_usage(stdout);
             return 0;

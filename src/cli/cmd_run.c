@@ -140,7 +140,7 @@ static int parse(int argc, char **argv, run_options *o)
     while ((c = getopt_long(argc, argv, "", long_options, NULL)) != -1) {
         int bad = 0;
         switch (c) {
-        case O_OUT: o->out = optarg; break;
+        case O_OUT: bad = opt_path("run", "--out", optarg, &o->out); break;
         case O_THREADS: bad = opt_long("run", "--threads", optarg, 1, 1024, &o->threads); break;
         case O_CHUNK: bad = opt_long("run", "--chunk", optarg, 1, 1000000, &o->chunk); break;
         case O_PROGRESS:

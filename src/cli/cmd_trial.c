@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "commands.h"
+#include "json.h"
 #include "options.h"
 #include "repsweep/job.h"
 #include "repsweep/ncio.h"
@@ -122,8 +123,10 @@ static int parse(int argc, char **argv, trial_options *o)
             bad = opt_long("trial", "--threads", optarg, 1, 1024, &threads);
             o->threads = (int)threads;
             break;
-        case O_OUT: o->out = optarg; break;
-        case O_EXPORT: o->export_weights = optarg; break;
+        case O_OUT: bad = opt_path("trial", "--out", optarg, &o->out); break;
+        case O_EXPORT:
+            bad = opt_path("trial", "--export-weights", optarg, &o->export_weights);
+            break;
         case O_JSON: o->json = 1; break;
         case O_HELP: trial_usage(stdout); return 1;
         default:
@@ -140,15 +143,6 @@ static int parse(int argc, char **argv, trial_options *o)
     return 0;
 }
 
-/* JSON numbers: NaN and Inf are not JSON, they become null. */
-static void json_num(const char *key, double v, int last)
-{
-    if (isfinite(v))
-        printf("  \"%s\": %.17g%s\n", key, v, last ? "" : ",");
-    else
-        printf("  \"%s\": null%s\n", key, last ? "" : ",");
-}
-
 static const char *status_word(int status)
 {
     switch (status) {
@@ -161,51 +155,52 @@ static const char *status_word(int status)
 
 static void print_json(const rs_trial_spec *s, const rs_trial_result *r)
 {
-    printf("{\n");
-    printf("  \"arch\": \"%s\",\n  \"precision\": \"%s\",\n  \"status\": \"%s\",\n", s->arch.name,
-           rs_precision_name(s->precision), status_word(r->status));
-    printf("  \"converged\": %s,\n  \"epochs_run\": %ld,\n  \"seed\": %ld,\n",
-           r->converged ? "true" : "false", r->epochs_run, s->seed);
-    printf("  \"observed_stage\": %d,\n  \"fit_converged\": %s,\n  \"fit_iterations\": %d,\n",
-           r->observed_stage, r->fit.converged ? "true" : "false", r->fit.iterations);
-    printf("  \"fit_rate_at_floor\": %s,\n", r->fit.at_floor ? "true" : "false");
-    json_num("gain", s->gain, 0);
-    json_num("lr", s->lr, 0);
-    json_num("input_gap", s->input_gap, 0);
-    json_num("target_gap", s->target_gap, 0);
-    json_num("dh2_initial", r->dh2_initial, 0);
-    json_num("dyhat2_initial", r->dyhat2_initial, 0);
-    json_num("w_initial", r->w_initial, 0);
-    json_num("loss_initial", r->loss_initial, 0);
-    json_num("dh2_final", r->dh2_final, 0);
-    json_num("dyhat2_final", r->dyhat2_final, 0);
-    json_num("w_final", r->w_final, 0);
-    json_num("loss_final", r->loss_final, 0);
-    json_num("rate_h", r->fit.rate_h, 0);
-    json_num("rate_y", r->fit.rate_y, 0);
-    json_num("rate_ybar", r->fit_ybar.rate_ybar, 0);
-    json_num("fit_loss", r->fit.fit_loss, 0);
-    json_num("fit_loss_rel", r->fit.fit_loss_rel, 0);
-    json_num("loss_fit_rel", r->fit_ybar.fit_loss_rel, 0);
-    json_num("A_high", r->A_high, 0);
-    json_num("A_low", r->A_low, 0);
-    json_num("dh2_predicted", r->dh2_predicted, 0);
+    json_writer w;
+    json_begin(&w, stdout, 1);
+    json_open_object(&w, NULL);
+    json_string(&w, "arch", s->arch.name);
+    json_string(&w, "precision", rs_precision_name(s->precision));
+    json_string(&w, "status", status_word(r->status));
+    json_bool(&w, "converged", r->converged);
+    json_int(&w, "epochs_run", r->epochs_run);
+    json_int(&w, "seed", s->seed);
+    json_int(&w, "observed_stage", r->observed_stage);
+    json_bool(&w, "fit_converged", r->fit.converged);
+    json_int(&w, "fit_iterations", r->fit.iterations);
+    json_bool(&w, "fit_rate_at_floor", r->fit.at_floor);
+    const struct { const char *key; double v; } numbers[] = {
+        {"gain", s->gain}, {"lr", s->lr}, {"input_gap", s->input_gap},
+        {"target_gap", s->target_gap}, {"dh2_initial", r->dh2_initial},
+        {"dyhat2_initial", r->dyhat2_initial}, {"w_initial", r->w_initial},
+        {"loss_initial", r->loss_initial}, {"dh2_final", r->dh2_final},
+        {"dyhat2_final", r->dyhat2_final}, {"w_final", r->w_final},
+        {"loss_final", r->loss_final}, {"rate_h", r->fit.rate_h}, {"rate_y", r->fit.rate_y},
+        {"rate_ybar", r->fit_ybar.rate_ybar}, {"fit_loss", r->fit.fit_loss},
+        {"fit_loss_rel", r->fit.fit_loss_rel}, {"loss_fit_rel", r->fit_ybar.fit_loss_rel},
+        {"A_high", r->A_high}, {"A_low", r->A_low}, {"dh2_predicted", r->dh2_predicted}};
+    for (size_t i = 0; i < sizeof numbers / sizeof *numbers; i++)
+        json_number(&w, numbers[i].key, numbers[i].v);
     if (r->n_stages > 0) {
-        printf("  \"stages\": [\n");
+        json_open_array(&w, "stages");
         for (int i = 0; i < r->n_stages; i++) {
             const rs_fit_result *f = &r->stage_fit[i];
-            printf("    {\"stage\": %d, \"rate_h\": %.10g, \"rate_y\": %.10g, \"fit_loss_rel\": "
-                   "%.10g, \"dh2_final\": %.10g, \"dh2_predicted\": %.10g}%s\n",
-                   i, f->rate_h, f->rate_y, f->fit_loss_rel, r->stage_dh2_final[i],
-                   r->stage_dh2_predicted[i], i + 1 < r->n_stages ? "," : "");
+            json_open_object(&w, NULL);
+            json_int(&w, "stage", i);
+            json_number_digits(&w, "rate_h", f->rate_h, 10);
+            json_number_digits(&w, "rate_y", f->rate_y, 10);
+            json_number_digits(&w, "fit_loss_rel", f->fit_loss_rel, 10);
+            json_number_digits(&w, "dh2_final", r->stage_dh2_final[i], 10);
+            json_number_digits(&w, "dh2_predicted", r->stage_dh2_predicted[i], 10);
+            json_close(&w);
         }
-        printf("  ],\n");
+        json_close(&w);
     }
-    json_num("net_bytes", (double)r->net_bytes, 0);
-    json_num("train_seconds", r->train_seconds, 0);
-    json_num("fit_seconds", r->fit_seconds, 0);
-    json_num("peak_memory_bytes", (double)opt_peak_memory_bytes(), 1);
-    printf("}\n");
+    json_number(&w, "net_bytes", (double)r->net_bytes);
+    json_number(&w, "train_seconds", r->train_seconds);
+    json_number(&w, "fit_seconds", r->fit_seconds);
+    json_number(&w, "peak_memory_bytes", (double)opt_peak_memory_bytes());
+    json_close(&w);
+    json_end(&w);
 }
 
 static void print_summary(const rs_trial_spec *s, const rs_trial_result *r)

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <unistd.h>
 
@@ -42,6 +43,23 @@ int opt_long(const char *cmd, const char *flag, const char *text, long min, long
         return -1;
     }
     *out = v;
+    return 0;
+}
+
+int opt_path(const char *cmd, const char *flag, const char *text, const char **out)
+{
+    struct stat st;
+    const char *why = NULL;
+    if (!text[0])
+        why = "an empty path";
+    else if (stat(text, &st) == 0 && S_ISDIR(st.st_mode))
+        why = "a directory";
+    if (why) {
+        fprintf(stderr, "repsweep %s: %s expects a file's path, got %s '%s'\n", cmd, flag, why,
+                text);
+        return -1;
+    }
+    *out = text;
     return 0;
 }
 

@@ -11,6 +11,10 @@ int opt_double(const char *cmd, const char *flag, const char *text, double min, 
                double *out);
 int opt_long(const char *cmd, const char *flag, const char *text, long min, long max, long *out);
 
+/* `text` as the path of a file to write: refused at once (before any work) if it is empty or
+ * an existing directory, with "repsweep CMD: FLAG expects a file's path, got ..." and -1. */
+int opt_path(const char *cmd, const char *flag, const char *text, const char **out);
+
 /* Parse `text` as a shard "I/N" (decimal digits only, 0 <= I < N < 2^32); on failure print
  * "repsweep CMD: FLAG expects I/N ..., got 'text'" and return -1. */
 int opt_shard(const char *cmd, const char *flag, const char *text, rs_grid_shard *out);
