@@ -1,7 +1,6 @@
 /* cmd_run.c — `repsweep run JOB --out FILE.nc`: a job's sweep, under MPI or in one process,
  * resumable from FILE.nc.journal. Owns the signal flag (the program's one piece of global
  * mutable state: a signal handler can reach nothing else). */
-#include <cblas.h>
 #include <errno.h>
 #include <getopt.h>
 #include <limits.h>
@@ -15,6 +14,7 @@
 
 #include "commands.h"
 #include "options.h"
+#include "repsweep/blas.h"
 #include "repsweep/grid.h"
 #include "repsweep/job.h"
 #include "repsweep/ncio.h"
@@ -409,7 +409,7 @@ int cmd_run(int argc, char **argv)
         return EXIT_ERROR;
     }
     install_signal_handlers();
-    openblas_set_num_threads(1); /* --threads goes to the network (rs_net_set_threads) */
+    rs_blas_single_thread(); /* --threads goes to the network (rs_net_set_threads) */
     int rc = run(&o, command_line, MPI_COMM_WORLD);
     MPI_Finalize();
     return rc;

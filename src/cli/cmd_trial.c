@@ -1,5 +1,4 @@
 /* cmd_trial.c — `repsweep trial`: one trial from the command line. */
-#include <cblas.h>
 #include <getopt.h>
 #include <math.h>
 #include <stdio.h>
@@ -8,6 +7,7 @@
 
 #include "commands.h"
 #include "options.h"
+#include "repsweep/blas.h"
 #include "repsweep/job.h"
 #include "repsweep/ncio.h"
 #include "repsweep/status.h"
@@ -275,7 +275,7 @@ int cmd_trial(int argc, char **argv)
     int p = parse(argc, argv, &o);
     if (p)
         return p > 0 ? 0 : 2;
-    openblas_set_num_threads(1); /* --threads goes to the network (rs_net_set_threads) */
+    rs_blas_single_thread(); /* --threads goes to the network (rs_net_set_threads) */
     int cpus_short = opt_cpus_short(o.threads);
     opt_warn_threads("trial", o.threads, cpus_short > 0, 0, cpus_short);
 
