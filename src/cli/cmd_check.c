@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "commands.h"
+#include "options.h"
 #include "repsweep/grid.h"
 #include "repsweep/job.h"
 #include "repsweep/status.h"
@@ -107,7 +108,7 @@ static int check_one(const char *path)
 {
     char err[1024];
     rs_job job;
-    int st = rs_job_load(path, &job, err, sizeof err);
+    int st = rs_job_load_with_default(path, opt_default_arch_file(), &job, err, sizeof err);
     if (st != RS_OK) {
         fprintf(stderr, "repsweep check: %s\n", err);
         return st == RS_E_NOMEM ? 1 : 2;

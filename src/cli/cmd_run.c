@@ -326,7 +326,7 @@ static int run(const run_options *o, const char *command_line, MPI_Comm comm)
     rs_job job;
     rs_grid grid;
     rs_store *store = NULL;
-    int st = rs_job_load(o->job, &job, err, sizeof err);
+    int st = rs_job_load_with_default(o->job, opt_default_arch_file(), &job, err, sizeof err);
     if (st == RS_OK && (st = rs_grid_init(&grid, &job)) != RS_OK) {
         snprintf(err, sizeof err, "%s: %s", o->job, st == RS_E_NOMEM ? "out of memory"
                  : "the job has more than 2^63 trials");

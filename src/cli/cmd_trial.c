@@ -24,7 +24,7 @@ static void trial_usage(FILE *out)
         "\n"
         "  --arch NAME          architecture from the architectures file (default: default)\n"
         "  --arch-file FILE     architectures file (default: $REPSWEEP_ARCHITECTURES or the\n"
-        "                       source tree's jobs/architectures.cfg)\n"
+        "                       installed share/repsweep/jobs/architectures.cfg)\n"
         "  --gain G             initial weight gain (default: the architecture's Table 1 value)\n"
         "  --lr LR              learning rate (default: Table 1)\n"
         "  --epochs N           maximum epochs (default: Table 1, 6000)\n"

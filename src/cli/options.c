@@ -3,16 +3,14 @@
 #include "options.h"
 
 #include <errno.h>
+#include <limits.h> /* PATH_MAX */
 #include <omp.h>
 #include <sched.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-#ifndef REPSWEEP_ARCH_FILE
-#define REPSWEEP_ARCH_FILE "jobs/architectures.cfg"
-#endif
+#include <unistd.h>
 
 int opt_double(const char *cmd, const char *flag, const char *text, double min, double max,
                double *out)
@@ -81,12 +79,44 @@ const char *opt_shard_note(const rs_grid_shard *s, char *buf)
     return buf;
 }
 
+const char *opt_data_dir(void)
+{
+    static char dir[PATH_MAX];
+    char exe[PATH_MAX], guess[PATH_MAX + 32], probe[PATH_MAX + 64];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n <= 0)
+        return NULL;
+    exe[n] = 0;
+    *strrchr(exe, '/') = 0; /* the binary's directory (readlink gives an absolute path) */
+    static const char *const beside[] = {"/../share/repsweep", "/share/repsweep"};
+    for (size_t i = 0; i < sizeof beside / sizeof *beside; i++) {
+        snprintf(guess, sizeof guess, "%s%s", exe, beside[i]);
+        snprintf(probe, sizeof probe, "%s/jobs/architectures.cfg", guess);
+        if (access(probe, R_OK) == 0 && realpath(guess, dir))
+            return dir;
+    }
+    return NULL;
+}
+
+const char *opt_default_arch_file(void)
+{
+    static char path[PATH_MAX + 32];
+    const char *dir = opt_data_dir();
+    if (!dir)
+        return NULL;
+    snprintf(path, sizeof path, "%s/jobs/architectures.cfg", dir);
+    return path;
+}
+
 const char *opt_arch_file(const char *flag_value)
 {
     if (flag_value)
         return flag_value;
     const char *env = getenv("REPSWEEP_ARCHITECTURES");
-    return env && *env ? env : REPSWEEP_ARCH_FILE;
+    if (env && *env)
+        return env;
+    const char *installed = opt_default_arch_file();
+    return installed ? installed : "architectures.cfg (no installed share/repsweep found)";
 }
 
 void opt_command_line(int argc, char **argv, char *buf, unsigned long len)
