@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "commands.h"
@@ -48,8 +49,9 @@ static void run_usage(FILE *out)
         "finish) and writes; ranks >= 1 compute. Without mpirun one process does both.\n"
         "\n"
         "  --out FILE.nc        results file (required); its journal is FILE.nc.journal\n"
-        "  --threads T          threads per rank (default 1, OpenMP): the dense layers' row\n"
-        "                       blocks (at most 8 threads) and the convolutions' two halves;\n"
+        "  --threads T          threads per rank (default: $OMP_NUM_THREADS, else 1;\n"
+        "                       OpenMP): the dense layers' row blocks (at most 8 threads)\n"
+        "                       and the convolutions' two halves;\n"
         "                       results do not depend on it (OpenBLAS runs single-threaded)\n"
         "  --chunk N            at most N trials per chunk handed to a rank (default 64; a\n"
         "                       chunk also closes at ~2 estimated seconds of work)\n"
@@ -63,7 +65,7 @@ static void run_usage(FILE *out)
         "                       depends only on I, N and the job, never on ranks. Resume,\n"
         "                       signals and exit statuses work per shard; \"done\" means the\n"
         "                       shard is done\n"
-        "  --help               this text\n"
+        "  -h, --help           this text\n"
         "\n"
         "SIGTERM, SIGINT and SIGUSR1 (what SLURM sends before a time limit; mpirun forwards\n"
         "SIGUSR1 to every rank) stop the sweep: no more work is handed out, a trial in\n"
@@ -98,7 +100,10 @@ static int parse(int argc, char **argv, run_options *o)
         {"help", no_argument, 0, O_HELP},
         {0, 0, 0, 0}};
     memset(o, 0, sizeof *o);
-    o->threads = 1;
+    int threads;
+    if (opt_default_threads("run", &threads) != 0)
+        return -1;
+    o->threads = threads;
     o->chunk = 64;
     o->progress = 10;
     o->save_every = 300;
@@ -106,7 +111,7 @@ static int parse(int argc, char **argv, run_options *o)
     opterr = 0;
     optind = 1;
     int c;
-    while ((c = getopt_long(argc, argv, "", long_options, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "h", long_options, NULL)) != -1) {
         int bad = 0;
         switch (c) {
         case O_OUT: o->out = optarg; break;
@@ -117,6 +122,7 @@ static int parse(int argc, char **argv, run_options *o)
             break;
         case O_SAVE: bad = opt_double("run", "--save-every", optarg, 0, 1e9, &o->save_every); break;
         case O_SHARD: bad = opt_shard("run", "--shard", optarg, &o->shard); break;
+        case 'h': /* -h, as --help */
         case O_HELP: run_usage(stdout); return 1;
         default:
             fprintf(stderr, "repsweep run: unknown or incomplete option '%s' (see repsweep run "
@@ -172,12 +178,24 @@ static int write_results(const rs_store *store, void *ctx)
     return st;
 }
 
+/* The wall-clock time now as ISO 8601 in UTC ("2026-01-31T12:00:00Z"), for progress lines
+ * that are read against other nodes' logs. */
+static const char *iso_time_now(char buf[32])
+{
+    time_t now = time(NULL);
+    struct tm utc;
+    if (!gmtime_r(&now, &utc) || !strftime(buf, 32, "%Y-%m-%dT%H:%M:%SZ", &utc))
+        snprintf(buf, 32, "(time unknown)");
+    return buf;
+}
+
 static void print_progress(const rs_sweep_progress *p, void *ctx)
 {
     const results_target *t = ctx;
-    char note[64];
+    char note[64], when[32];
     double per_hour = p->seconds > 0 ? 3600.0 * (double)p->done_here / p->seconds : 0;
-    fprintf(stderr, "progress: %llu/%llu trials%s (%.1f%%), %.0f trials/h, ",
+    fprintf(stderr, "progress: %s %llu/%llu trials%s (%.1f%%), %.0f trials/h, ",
+            iso_time_now(when),
             (unsigned long long)p->done, (unsigned long long)p->total,
             opt_shard_note(&t->info.shard, note),
             p->total ? 100.0 * (double)p->done / (double)p->total : 100.0, per_hour);

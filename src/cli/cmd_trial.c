@@ -36,13 +36,14 @@ static void trial_usage(FILE *out)
         "  --converge-loss X    converged iff the final loss < X (default 1e-3)\n"
         "  --stop-loss X        stop early once the loss < X (default: run all epochs)\n"
         "  --no-fit             train and record only\n"
-        "  --threads T          threads (default 1, OpenMP): the dense layers' row blocks\n"
-        "                       (at most 8 threads) and the convolutions' two halves;\n"
+        "  --threads T          threads (default: $OMP_NUM_THREADS, else 1; OpenMP): the\n"
+        "                       dense layers' row blocks (at most 8 threads) and the\n"
+        "                       convolutions' two halves;\n"
         "                       results do not depend on it (OpenBLAS runs single-threaded)\n"
         "  --out FILE.nc        write trajectories, theory curves and results as netCDF\n"
         "  --export-weights F   write the initial weights as netCDF (PyTorch layouts)\n"
         "  --json               print one JSON object instead of the summary\n"
-        "  --help               this text\n"
+        "  -h, --help           this text\n"
         "\n"
         "Exit status: 0 when the trial ran (its status may still be 'diverged' or 'fit\n"
         "failed': see the output), 1 when it could not run, 2 for bad options.\n");
@@ -87,7 +88,8 @@ static int parse(int argc, char **argv, trial_options *o)
 {
     memset(o, 0, sizeof *o);
     o->arch_name = "default";
-    o->threads = 1;
+    if (opt_default_threads("trial", &o->threads) != 0)
+        return -1;
     o->gain = o->lr = o->input_gap = o->target_gap = o->converge_loss = NAN;
     o->epochs = -1;
     o->precision = "float64";
@@ -95,7 +97,7 @@ static int parse(int argc, char **argv, trial_options *o)
     optind = 1;
     int c;
     long threads;
-    while ((c = getopt_long(argc, argv, "", long_options, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "h", long_options, NULL)) != -1) {
         const char *f = argv[optind - 1];
         int bad = 0;
         switch (c) {
@@ -125,6 +127,7 @@ static int parse(int argc, char **argv, trial_options *o)
         case O_OUT: o->out = optarg; break;
         case O_EXPORT: o->export_weights = optarg; break;
         case O_JSON: o->json = 1; break;
+        case 'h': /* -h, as --help */
         case O_HELP: trial_usage(stdout); return 1;
         default:
             fprintf(stderr, "repsweep trial: unknown or incomplete option '%s' (see --help)\n", f);

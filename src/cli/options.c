@@ -79,6 +79,22 @@ const char *opt_shard_note(const rs_grid_shard *s, char *buf)
     return buf;
 }
 
+int opt_default_threads(const char *cmd, int *out)
+{
+    const char *env = getenv("OMP_NUM_THREADS");
+    *out = 1;
+    if (!env || !*env)
+        return 0;
+    char first[32];
+    size_t n = strcspn(env, ",");
+    snprintf(first, sizeof first, "%.*s", (int)(n < sizeof first ? n : sizeof first - 1), env);
+    long v;
+    if (opt_long(cmd, "OMP_NUM_THREADS", first, 1, 1024, &v) != 0)
+        return -1;
+    *out = (int)v;
+    return 0;
+}
+
 const char *opt_data_dir(void)
 {
     static char dir[PATH_MAX];
