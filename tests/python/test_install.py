@@ -61,6 +61,11 @@ def test_installed_prefix_works_from_anywhere(repsweep_bin, tmp_path):
     status = sh(exe, "status", "r.nc", "--json", cwd=elsewhere, env=env)
     assert '"done": 1' in status.stdout, status.stdout
     assert sh(exe, "--version", cwd=elsewhere).stdout.startswith("repsweep 0.")
+    # the installed submit script finds the installed binary (no REPSWEEP_BIN, not on PATH)
+    submit_env = {k: v for k, v in env.items() if k != "REPSWEEP_BIN"}
+    submit_env["PATH"] = "/usr/bin:/bin"
+    dry = sh(data / "slurm" / "submit", "--dry-run", job, cwd=elsewhere, env=submit_env)
+    assert f"REPSWEEP_BIN={prefix.resolve()}/bin/repsweep " in dry.stdout + dry.stderr, dry.stdout
     trial = sh(exe, "trial", "--arch", "narrow", "--epochs", "5", "--no-fit", "--json",
                cwd=elsewhere, env=env)
     assert '"dh2_final"' in trial.stdout
