@@ -1,8 +1,8 @@
 /* net_impl.h — the precision-generic network engine, compiled twice: net_f64.c includes it
  * with REAL = double, net_f32.c with REAL = float (one source, no copied twins).
- * Before including, define REAL, NI_VEC_LANES (REALs
- * in 64 bytes), NI(name) (suffixes a name), GEMM (cblas_dgemm or cblas_sgemm). Everything
- * here is static except the entry points named through NI().
+ * Before including, define REAL, NI_VEC_LANES (REALs in 64 bytes), NI(name) (suffixes a
+ * name), GEMM (cblas_dgemm or cblas_sgemm). Everything here is static except the entry
+ * points named through NI().
  *
  * Layout: both data points are processed together; an activation of width n is a 2 x n
  * row-major matrix (row p = point p). Dense weights are (out x in) row-major; convolution
