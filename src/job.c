@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h> /* access */
 
 #include "repsweep/status.h"
 
@@ -397,6 +398,7 @@ typedef struct {
     rs_arch_table table;
     int table_loaded;
     int arch_file_default;      /* the job does not set architectures_file */
+    const char *fallback;       /* used when it doesn't and none is beside the job, or NULL */
 } job_ctx;
 
 static int fail(job_ctx *c, int line, const char *fmt, ...)
@@ -575,9 +577,9 @@ static int need_table(job_ctx *c, int line)
     int st = rs_arch_table_load(c->job->architectures_file, &c->table, inner, sizeof inner);
     if (st != RS_OK)
         return fail_at(c->err, c->len, c->file, line, st, "architectures file: %s%s", inner,
-                       c->arch_file_default ? " (the default, architectures.cfg beside the job "
-                       "file: set architectures_file to the one you mean, e.g. the path of "
-                       "jobs/architectures.cfg)" : "");
+                       c->arch_file_default ? " (the default: architectures.cfg beside the job "
+                       "file, else the installed one: set architectures_file to the one you "
+                       "mean, e.g. the path of jobs/architectures.cfg)" : "");
     c->table_loaded = 1;
     return RS_OK;
 }
@@ -841,6 +843,13 @@ static int parse_job(job_ctx *c, const config_setting_t *root)
     c->arch_file_default = s == NULL;
     if (st == RS_OK)
         st = resolve_arch_file(c, value);
+    if (st == RS_OK && !s && c->fallback && access(job->architectures_file, R_OK) != 0) {
+        char *fallback = strdup(c->fallback); /* not beside the job: the installed default */
+        if (!fallback)
+            return RS_E_NOMEM;
+        free(job->architectures_file);
+        job->architectures_file = fallback;
+    }
     if (st == RS_OK && s) /* named explicitly: it must be readable even if no block uses it */
         st = need_table(c, line_of(s));
     if (st == RS_OK && (s = config_setting_get_member(root, "precision"))) {
@@ -875,10 +884,16 @@ static int parse_job(job_ctx *c, const config_setting_t *root)
 
 int rs_job_load(const char *path, rs_job *job, char *err, size_t len)
 {
+    return rs_job_load_with_default(path, NULL, job, err, len);
+}
+
+int rs_job_load_with_default(const char *path, const char *default_arch_file, rs_job *job,
+                             char *err, size_t len)
+{
     memset(job, 0, sizeof *job);
     job->precision = RS_PRECISION_FLOAT64;
     job->converge_loss = 1e-3; /* the authors' threshold */
-    job_ctx c = {path, err, len, job, {NULL, 0}, 0, 0};
+    job_ctx c = {path, err, len, job, {NULL, 0}, 0, 0, default_arch_file};
     int st = read_text(path, "job file", &job->text, err, len);
     if (st == RS_OK && !(job->path = strdup(path)))
         st = RS_E_NOMEM;

@@ -6,7 +6,6 @@
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <math.h>
-#include <cblas.h> /* openblas_get_config, for provenance */
 #include <gsl/gsl_version.h>
 #include <netcdf.h>
 #include <stdarg.h>
@@ -16,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "repsweep/blas.h"
 #include "repsweep/job.h"
 #include "repsweep/status.h"
 
@@ -108,7 +108,7 @@ static int put_build_attributes(int nc)
     if (st == NC_NOERR)
         st = put_text(nc, NC_GLOBAL, "gsl_version", GSL_VERSION);
     if (st == NC_NOERR)
-        st = put_text(nc, NC_GLOBAL, "openblas_config", openblas_get_config());
+        st = put_text(nc, NC_GLOBAL, "openblas_config", rs_blas_config());
     if (st == NC_NOERR)
         st = put_text(nc, NC_GLOBAL, "libconfig_version", rs_job_libconfig_version());
     return st;

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "commands.h"
+#include "options.h"
 #include "repsweep/grid.h"
 #include "repsweep/job.h"
 #include "repsweep/status.h"
@@ -26,7 +27,7 @@ static void check_usage(FILE *out)
         "the results; then the memory of rank 0, which holds every finished trial's record\n"
         "(twice while it writes the results file). Nothing is trained.\n"
         "\n"
-        "  --help    this text\n"
+        "  -h, --help  this text\n"
         "\n"
         "Exit status: 0 when every job file is valid; 2 otherwise, with one line per invalid\n"
         "file: \"repsweep check: FILE:LINE: what was expected\"; 1 when out of memory.\n");
@@ -107,7 +108,7 @@ static int check_one(const char *path)
 {
     char err[1024];
     rs_job job;
-    int st = rs_job_load(path, &job, err, sizeof err);
+    int st = rs_job_load_with_default(path, opt_default_arch_file(), &job, err, sizeof err);
     if (st != RS_OK) {
         fprintf(stderr, "repsweep check: %s\n", err);
         return st == RS_E_NOMEM ? 1 : 2;
@@ -132,7 +133,7 @@ int cmd_check(int argc, char **argv)
     opterr = 0;
     optind = 1;
     int c;
-    while ((c = getopt_long(argc, argv, "", long_options, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "h", long_options, NULL)) != -1) {
         if (c == 'h') {
             check_usage(stdout);
             return 0;

@@ -1,7 +1,6 @@
 /* cmd_run.c — `repsweep run JOB --out FILE.nc`: a job's sweep, under MPI or in one process,
  * resumable from FILE.nc.journal. Owns the signal flag (the program's one piece of global
  * mutable state: a signal handler can reach nothing else). */
-#include <cblas.h>
 #include <errno.h>
 #include <getopt.h>
 #include <limits.h>
@@ -11,10 +10,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "commands.h"
 #include "options.h"
+#include "repsweep/blas.h"
 #include "repsweep/grid.h"
 #include "repsweep/job.h"
 #include "repsweep/ncio.h"
@@ -52,8 +53,9 @@ static void run_usage(FILE *out)
         "finish) and writes; ranks >= 1 compute. Without mpirun one process does both.\n"
         "\n"
         "  --out FILE.nc        results file (required); its journal is FILE.nc.journal\n"
-        "  --threads T          threads per rank (default 1, OpenMP): the dense layers' row\n"
-        "                       blocks (at most 8 threads) and the convolutions' two halves;\n"
+        "  --threads T          threads per rank (default: $OMP_NUM_THREADS, else 1;\n"
+        "                       OpenMP): the dense layers' row blocks (at most 8 threads)\n"
+        "                       and the convolutions' two halves;\n"
         "                       results do not depend on it (OpenBLAS runs single-threaded)\n"
         "  --chunk N            at most N trials per chunk handed to a rank (default 64; a\n"
         "                       chunk also closes at ~2 estimated seconds of work)\n"
@@ -77,7 +79,7 @@ static void run_usage(FILE *out)
         "                       (e.g. out of memory); without it a rerun retries each such\n"
         "                       trial, up to 3 attempts in all (the journal keeps every\n"
         "                       attempt, the results file the last)\n"
-        "  --help               this text\n"
+        "  -h, --help           this text\n"
         "\n");
     fprintf(out,
         "SIGTERM, SIGINT and SIGUSR1 (what SLURM sends before a time limit; mpirun forwards\n"
@@ -128,7 +130,10 @@ static int parse(int argc, char **argv, run_options *o)
         {"help", no_argument, 0, O_HELP},
         {0, 0, 0, 0}};
     memset(o, 0, sizeof *o);
-    o->threads = 1;
+    int threads;
+    if (opt_default_threads("run", &threads) != 0)
+        return -1;
+    o->threads = threads;
     o->chunk = 64;
     o->progress = 10;
     o->save_every = 300;
@@ -137,7 +142,7 @@ static int parse(int argc, char **argv, run_options *o)
     opterr = 0;
     optind = 1;
     int c;
-    while ((c = getopt_long(argc, argv, "", long_options, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "h", long_options, NULL)) != -1) {
         int bad = 0;
         switch (c) {
         case O_OUT: bad = opt_path("run", "--out", optarg, &o->out); break;
@@ -152,6 +157,7 @@ static int parse(int argc, char **argv, run_options *o)
         case O_HANG:
             bad = opt_double("run", "--hang-seconds", optarg, 0.1, 1e9, &o->hang_seconds);
             break;
+        case 'h': /* -h, as --help */
         case O_HELP: run_usage(stdout); return 1;
         default:
             fprintf(stderr, "repsweep run: unknown or incomplete option '%s' (see repsweep run "
@@ -215,12 +221,24 @@ static int write_results(const rs_store *store, void *ctx)
     return st;
 }
 
+/* The wall-clock time now as ISO 8601 in UTC ("2026-01-31T12:00:00Z"), for progress lines
+ * that are read against other nodes' logs. */
+static const char *iso_time_now(char buf[32])
+{
+    time_t now = time(NULL);
+    struct tm utc;
+    if (!gmtime_r(&now, &utc) || !strftime(buf, 32, "%Y-%m-%dT%H:%M:%SZ", &utc))
+        snprintf(buf, 32, "(time unknown)");
+    return buf;
+}
+
 static void print_progress(const rs_sweep_progress *p, void *ctx)
 {
     const results_target *t = ctx;
-    char note[64];
+    char note[64], when[32];
     double per_hour = p->seconds > 0 ? 3600.0 * (double)p->done_here / p->seconds : 0;
-    fprintf(stderr, "progress: %llu/%llu trials%s (%.1f%%), %.0f trials/h, ",
+    fprintf(stderr, "progress: %s %llu/%llu trials%s (%.1f%%), %.0f trials/h, ",
+            iso_time_now(when),
             (unsigned long long)p->done, (unsigned long long)p->total,
             opt_shard_note(&t->info.shard, note),
             p->total ? 100.0 * (double)p->done / (double)p->total : 100.0, per_hour);
@@ -496,7 +514,7 @@ static int run(const run_options *o, const char *command_line, MPI_Comm comm, in
     rs_job job;
     rs_grid grid;
     rs_store *store = NULL;
-    int st = rs_job_load(o->job, &job, err, sizeof err);
+    int st = rs_job_load_with_default(o->job, opt_default_arch_file(), &job, err, sizeof err);
     if (st == RS_OK && (st = rs_grid_init(&grid, &job)) != RS_OK) {
         snprintf(err, sizeof err, "%s: %s", o->job, st == RS_E_NOMEM ? "out of memory"
                  : "the job has more than 2^63 trials");
@@ -599,7 +617,7 @@ int cmd_run(int argc, char **argv)
         return EXIT_ERROR;
     }
     install_signal_handlers();
-    openblas_set_num_threads(1); /* --threads goes to the network (rs_net_set_threads) */
+    rs_blas_single_thread(); /* --threads goes to the network (rs_net_set_threads) */
     int lost = 0;
     int rc = run(&o, command_line, MPI_COMM_WORLD, &lost);
     if (lost) {

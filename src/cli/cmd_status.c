@@ -40,7 +40,7 @@ static void status_usage(FILE *out)
         "           core_seconds, trials_per_hour, trials_per_core_hour, eta_seconds,\n"
         "           journal_trials, architectures: {name: {done, expected, failures,\n"
         "           median_fit_loss_rel}} (null where a number is unknown)\n"
-        "  --help   this text\n"
+        "  -h, --help  this text\n"
         "\n"
         "Exit status: 0 reported; 1 out of memory; 2 bad option, or FILE.nc is missing\n"
         "(and has no journal), corrupt or not a repsweep results file.\n");
@@ -361,7 +361,7 @@ int cmd_status(int argc, char **argv)
     int json = 0, c;
     opterr = 0;
     optind = 1;
-    while ((c = getopt_long(argc, argv, "", long_options, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "h", long_options, NULL)) != -1) {
         if (c == 'j') {
             json = 1;
         } else if (c == 'h') {

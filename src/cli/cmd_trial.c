@@ -1,5 +1,4 @@
 /* cmd_trial.c — `repsweep trial`: one trial from the command line. */
-#include <cblas.h>
 #include <getopt.h>
 #include <math.h>
 #include <stdio.h>
@@ -9,6 +8,7 @@
 #include "commands.h"
 #include "json.h"
 #include "options.h"
+#include "repsweep/blas.h"
 #include "repsweep/job.h"
 #include "repsweep/ncio.h"
 #include "repsweep/status.h"
@@ -25,7 +25,7 @@ static void trial_usage(FILE *out)
         "\n"
         "  --arch NAME          architecture from the architectures file (default: default)\n"
         "  --arch-file FILE     architectures file (default: $REPSWEEP_ARCHITECTURES or the\n"
-        "                       source tree's jobs/architectures.cfg)\n"
+        "                       installed share/repsweep/jobs/architectures.cfg)\n"
         "  --gain G             initial weight gain (default: the architecture's Table 1 value)\n"
         "  --lr LR              learning rate (default: Table 1)\n"
         "  --epochs N           maximum epochs (default: Table 1, 6000)\n"
@@ -37,13 +37,14 @@ static void trial_usage(FILE *out)
         "  --converge-loss X    converged iff the final loss < X (default 1e-3)\n"
         "  --stop-loss X        stop early once the loss < X (default: run all epochs)\n"
         "  --no-fit             train and record only\n"
-        "  --threads T          threads (default 1, OpenMP): the dense layers' row blocks\n"
-        "                       (at most 8 threads) and the convolutions' two halves;\n"
+        "  --threads T          threads (default: $OMP_NUM_THREADS, else 1; OpenMP): the\n"
+        "                       dense layers' row blocks (at most 8 threads) and the\n"
+        "                       convolutions' two halves;\n"
         "                       results do not depend on it (OpenBLAS runs single-threaded)\n"
         "  --out FILE.nc        write trajectories, theory curves and results as netCDF\n"
         "  --export-weights F   write the initial weights as netCDF (PyTorch layouts)\n"
         "  --json               print one JSON object instead of the summary\n"
-        "  --help               this text\n"
+        "  -h, --help           this text\n"
         "\n"
         "Exit status: 0 when the trial ran (its status may still be 'diverged' or 'fit\n"
         "failed': see the output), 1 when it could not run, 2 for bad options.\n");
@@ -88,7 +89,8 @@ static int parse(int argc, char **argv, trial_options *o)
 {
     memset(o, 0, sizeof *o);
     o->arch_name = "default";
-    o->threads = 1;
+    if (opt_default_threads("trial", &o->threads) != 0)
+        return -1;
     o->gain = o->lr = o->input_gap = o->target_gap = o->converge_loss = NAN;
     o->epochs = -1;
     o->precision = "float64";
@@ -96,7 +98,7 @@ static int parse(int argc, char **argv, trial_options *o)
     optind = 1;
     int c;
     long threads;
-    while ((c = getopt_long(argc, argv, "", long_options, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "h", long_options, NULL)) != -1) {
         const char *f = argv[optind - 1];
         int bad = 0;
         switch (c) {
@@ -128,6 +130,7 @@ static int parse(int argc, char **argv, trial_options *o)
             bad = opt_path("trial", "--export-weights", optarg, &o->export_weights);
             break;
         case O_JSON: o->json = 1; break;
+        case 'h': /* -h, as --help */
         case O_HELP: trial_usage(stdout); return 1;
         default:
             fprintf(stderr, "repsweep trial: unknown or incomplete option '%s' (see --help)\n", f);
@@ -270,7 +273,7 @@ int cmd_trial(int argc, char **argv)
     int p = parse(argc, argv, &o);
     if (p)
         return p > 0 ? 0 : 2;
-    openblas_set_num_threads(1); /* --threads goes to the network (rs_net_set_threads) */
+    rs_blas_single_thread(); /* --threads goes to the network (rs_net_set_threads) */
     int cpus_short = opt_cpus_short(o.threads);
     opt_warn_threads("trial", o.threads, cpus_short > 0, 0, cpus_short);
 
