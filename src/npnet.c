@@ -231,7 +231,10 @@ static void gemm_rows(const rs_npnet *n, CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb,
 {
     int rows = m < 32 ? m : ((m + RS_NPNET_BLOCKS - 1) / RS_NPNET_BLOCKS + 3) / 4 * 4;
     int blocks = (m + rows - 1) / rows;
-    int team = n->threads > 1 && blocks > 1 && openblas_get_num_threads() == 1 &&
+    /* below ~2^18 multiply-adds (tens of microseconds) forking costs more than it saves;
+     * the team never changes the bits, only the blocks do */
+    int big = (double)m * nc * k >= (double)(1 << 18);
+    int team = n->threads > 1 && blocks > 1 && big && openblas_get_num_threads() == 1 &&
                        openblas_get_parallel() != 0
                    ? (n->threads < blocks ? n->threads : blocks)
                    : 1;
