@@ -2,7 +2,8 @@
  * descent or minibatch SGD, with plain SGD or Adam.
  *
  * Owns: one workspace per trial (weights, optimizer state, activations of one chunk of rows,
- * the point order; allocated by rs_npnet_alloc, nothing allocated per epoch); Xavier-normal
+ * the point order; allocated by rs_npnet_alloc, nothing allocated per epoch) in float64 or
+ * float32; Xavier-normal
  * initialisation from the keyed generator, drawn exactly as net.h draws it (same key, same
  * order: stage 0 weight row-major, ..., output weight; zero biases), so a two-point data set
  * starts from the two-point engine's weights; the deterministic shuffle of minibatches; the
@@ -40,7 +41,10 @@
  * blocks run on the calling thread and OpenBLAS's own threading rounds differently (measured:
  * 1 and 2 OpenBLAS threads gave different weights after 3 epochs of a 4 x 200 tanh net).
  * The element-wise work (biases, activations, the optimizer) runs on the calling thread.
- * Precision: float64 only (float32 is not done yet). */
+ * Precision: float64 or float32, from one source (npnet_impl.h compiled twice, as net.h's
+ * engine): weights, optimizer state and activations in the precision; the data set, the
+ * loss's sums, the probes and the pairwise distances in double. The PyTorch oracle checks
+ * float64; test_npnet checks that float32 tracks float64. */
 #ifndef REPSWEEP_NPNET_H
 #define REPSWEEP_NPNET_H
 
@@ -85,7 +89,8 @@ typedef struct rs_npnet rs_npnet;
  * most max_pairs tracked pairs. NULL with the cause in why (invalid arch or options, an
  * unsupported feature, no memory). */
 rs_npnet *rs_npnet_alloc(const rs_arch *arch, int in_dim, int out_dim, size_t n_points,
-                         int max_pairs, const rs_npnet_options *opt, char *why, size_t why_len);
+                         int max_pairs, rs_precision precision, const rs_npnet_options *opt,
+                         char *why, size_t why_len);
 void rs_npnet_free(rs_npnet *net);
 
 int rs_npnet_observed_stage(const rs_npnet *net);

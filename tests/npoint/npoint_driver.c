@@ -5,7 +5,8 @@
  *   DATA: xor | orthogonal_features:POSITIONS | csv:PATH | idx:IMAGES:LABELS[:LIMIT]
  *   keys: activation (leaky_relu), layers (4), units (100), gain (1), lr (0.01), epochs (100),
  *         batch (0 = full), optimizer (sgd|adam), seed (0), chunk (256), pairs (i:j,i:j...),
- *         subset (first M points sorted by label; 0 = none), threads (1; OpenBLAS runs at 1)
+ *         subset (first M points sorted by label; 0 = none), threads (1; OpenBLAS runs at 1),
+ *         precision (float64)
  * Writes to OUTDIR, all float64 little-endian raw arrays unless said:
  *   meta.txt      n in_dim out_dim n_params observed_stage (one "key value" per line), and
  *                 seconds: the wall time of the training epochs (for tests/bench only)
@@ -78,6 +79,7 @@ int main(int argc, char **argv)
     rs_npnet_options_default(&opt, 0.01);
     long seed = 0;
     int threads = 1;
+    rs_precision precision = RS_PRECISION_FLOAT64;
     size_t subset_m = 0;
     rs_npnet_pair pairs[MAX_PAIRS];
     int n_pairs = 0;
@@ -108,7 +110,12 @@ int main(int argc, char **argv)
             opt.batch_size = strtoul(v, NULL, 10);
         else if (!strcmp(key, "chunk"))
             opt.chunk_rows = atoi(v);
-        else if (!strcmp(key, "threads"))
+        else if (!strcmp(key, "precision")) {
+            if (rs_precision_from_name(v, &precision) != RS_OK) {
+                fprintf(stderr, "npoint_driver: unknown precision %s\n", v);
+                return 1;
+            }
+        } else if (!strcmp(key, "threads"))
             threads = atoi(v);
         else if (!strcmp(key, "seed"))
             seed = atol(v);
@@ -139,8 +146,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "npoint_driver: %s (%s)\n", why, rs_strerror(st));
         return 1;
     }
-    rs_npnet *net = rs_npnet_alloc(&arch, d->in_dim, d->out_dim, d->n, n_pairs, &opt, why,
-                                   sizeof why);
+    rs_npnet *net = rs_npnet_alloc(&arch, d->in_dim, d->out_dim, d->n, n_pairs, precision,
+                                   &opt, why, sizeof why);
     if (!net) {
         fprintf(stderr, "npoint_driver: %s\n", why);
         return 1;
@@ -204,7 +211,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "npoint_driver: cannot write %s\n", path);
         return 1;
     }
-    fprintf(meta, "seconds %.9f\n", (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec));
+    fprintf(meta, "seconds %.9f\n",
+            (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec));
     fclose(meta);
     if (write_raw(dir, "record.bin", record, (size_t)arch.epochs * rec_w * sizeof(double)) ||
         (minibatch &&

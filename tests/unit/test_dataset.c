@@ -179,7 +179,8 @@ static void test_csv_loads_and_errors_name_line(void)
 {
     char why[512] = "";
     rs_dataset *d = NULL;
-    check_write_file(path_in_dir("ok.csv"), "# a user's data\nx0, x1,y\n\n1,2,3\n-0.5, 1e-3 ,4\r\n");
+    check_write_file(path_in_dir("ok.csv"),
+                     "# a user's data\nx0, x1,y\n\n1,2,3\n-0.5, 1e-3 ,4\r\n");
     CHECK_OK(rs_dataset_load_csv(path_in_dir("ok.csv"), &d, why, sizeof why));
     CHECK(d && d->n == 2 && d->in_dim == 2 && d->out_dim == 1, "csv shape: %s", why);
     if (d)

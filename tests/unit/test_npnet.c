@@ -1,8 +1,9 @@
 /* test_npnet.c — the N-point engine: on the two-point data set it starts from the two-point
  * engine's weights and follows its trajectory; its gradient step matches central finite
- * differences of its loss; the minibatch shuffle is a keyed permutation; the numbers are the
- * same bits for 1 and 2 threads (OpenBLAS at one thread, as the CLI runs it); unsupported nets and bad data are refused. (The
- * PyTorch oracle for N points is tests/python/test_npoint_oracle.py.) */
+ * differences of its loss; float32 tracks float64; the minibatch shuffle is a keyed
+ * permutation; the numbers are the same bits for 1 and 2 threads (OpenBLAS at one thread, as
+ * the CLI runs it); unsupported nets and bad data are refused. (The PyTorch oracle for N
+ * points is tests/python/test_npoint_oracle.py.) */
 #include <cblas.h>
 #include <gsl/gsl_errno.h>
 #include <stdlib.h>
@@ -43,7 +44,7 @@ static void test_two_point_data_follows_the_two_point_engine(void)
     rs_npnet_options o;
     rs_npnet_options_default(&o, a.lr);
     char why[256] = "";
-    rs_npnet *n = rs_npnet_alloc(&a, 1, 1, 2, 1, &o, why, sizeof why);
+    rs_npnet *n = rs_npnet_alloc(&a, 1, 1, 2, 1, RS_PRECISION_FLOAT64, &o, why, sizeof why);
     CHECK(two && n, "alloc: %s", why);
     if (!two || !n)
         return;
@@ -102,7 +103,8 @@ static void test_sgd_step_is_minus_lr_times_the_loss_gradient(void)
         rs_npnet_options o;
         rs_npnet_options_default(&o, 1.0); /* lr 1: the step is the gradient */
         o.chunk_rows = 5;                   /* 32 points in 7 chunks: the chunk sums count */
-        rs_npnet *n = rs_npnet_alloc(&a, d->in_dim, d->out_dim, d->n, 0, &o, why, sizeof why);
+        rs_npnet *n = rs_npnet_alloc(&a, d->in_dim, d->out_dim, d->n, 0, RS_PRECISION_FLOAT64,
+                                     &o, why, sizeof why);
         CHECK(n != NULL, "alloc: %s", why);
         if (!n)
             continue;
@@ -148,7 +150,8 @@ static double *train_copy(int threads, size_t batch, uint64_t shuffle_key, size_
     rs_npnet_options_default(&o, a.lr);
     o.optimizer = RS_OPT_ADAM;
     o.batch_size = batch;
-    rs_npnet *n = rs_npnet_alloc(&a, d->in_dim, d->out_dim, d->n, 0, &o, why, sizeof why);
+    rs_npnet *n = rs_npnet_alloc(&a, d->in_dim, d->out_dim, d->n, 0, RS_PRECISION_FLOAT64, &o,
+                                 why, sizeof why);
     rs_npnet_init(n, a.gain, key(&a, RS_STREAM_WEIGHTS), shuffle_key);
     rs_npnet_set_threads(n, threads);
     for (int e = 0; e < 3; e++)
@@ -161,6 +164,60 @@ static double *train_copy(int threads, size_t batch, uint64_t shuffle_key, size_
     rs_npnet_free(n);
     rs_dataset_free(d);
     return p;
+}
+
+/* float32 from the same initial weights (rounded) follows the float64 trajectory: the
+ * rounding, not a different computation, is all that separates them. */
+static void test_float32_tracks_float64(void)
+{
+    rs_dataset *d;
+    char why[256] = "";
+    CHECK_OK(rs_dataset_orthogonal_features(8, RS_ORTHO_SIGMA, &d, why, sizeof why));
+    rs_arch a = dense_arch(RS_ACT_TANH, 4, 100, 1.0, 0.05);
+    rs_npnet_options o;
+    rs_npnet_options_default(&o, a.lr);
+    o.batch_size = 24;
+    o.optimizer = RS_OPT_ADAM;
+    o.lr = 1e-3;
+    rs_npnet *n[2];
+    rs_precision prec[2] = {RS_PRECISION_FLOAT64, RS_PRECISION_FLOAT32};
+    for (int k = 0; k < 2; k++) {
+        n[k] = rs_npnet_alloc(&a, d->in_dim, d->out_dim, d->n, 1, prec[k], &o, why, sizeof why);
+        CHECK(n[k] != NULL, "alloc %s: %s", rs_precision_name(prec[k]), why);
+        if (!n[k])
+            return;
+        rs_npnet_init(n[k], a.gain, key(&a, RS_STREAM_WEIGHTS), 9);
+    }
+    size_t np = rs_npnet_param_count(n[0]);
+    double *p64 = malloc(np * sizeof *p64), *p32 = malloc(np * sizeof *p32);
+    rs_npnet_get_params(n[0], p64);
+    rs_npnet_get_params(n[1], p32);
+    int same_init = 1;
+    for (size_t i = 0; i < np; i++)
+        same_init &= p32[i] == (double)(float)p64[i];
+    CHECK(same_init, "float32 initial weights are not float64's rounded");
+    rs_npnet_pair pair = {0, 64};
+    double worst_loss = 0, worst_dh2 = 0, loss0 = 0, loss_end = 0;
+    for (int e = 0; e < 100; e++) {
+        rs_npnet_probe q[2];
+        double l[2];
+        for (int k = 0; k < 2; k++)
+            CHECK_OK(rs_npnet_epoch(n[k], d, &pair, 1, &q[k], &l[k]));
+        worst_loss = fmax(worst_loss, fabs(l[1] - l[0]) / l[0]);
+        worst_dh2 = fmax(worst_dh2, fabs(q[1].dh2 - q[0].dh2) / q[0].dh2);
+        loss0 = e == 0 ? l[0] : loss0;
+        loss_end = l[0];
+    }
+    printf("float32 vs float64, 100 minibatch Adam epochs: max rel err loss %.2e, dh2 %.2e "
+           "(loss %.3g -> %.3g)\n", worst_loss, worst_dh2, loss0, loss_end);
+    CHECK(loss_end < 0.5 * loss0, "the net did not learn: loss %g -> %g", loss0, loss_end);
+    CHECK(worst_loss < 1e-3 && worst_dh2 < 1e-3,
+          "float32 departs from float64: rel err loss %.3g dh2 %.3g", worst_loss, worst_dh2);
+    free(p64);
+    free(p32);
+    rs_npnet_free(n[0]);
+    rs_npnet_free(n[1]);
+    rs_dataset_free(d);
 }
 
 static void test_threads_do_not_change_results(void)
@@ -215,21 +272,22 @@ static void test_refuses_what_it_cannot_train(void)
     char why[256] = "";
     rs_arch a = dense_arch(RS_ACT_RELU, 4, 10, 1.0, 0.01);
     a.dropout = 0.1;
-    CHECK(rs_npnet_alloc(&a, 2, 1, 4, 0, &o, why, sizeof why) == NULL && strstr(why, "dropout"),
+    CHECK(rs_npnet_alloc(&a, 2, 1, 4, 0, RS_PRECISION_FLOAT64, &o, why, sizeof why) == NULL &&
+              strstr(why, "dropout"),
           "dropout net accepted: %s", why);
     a.dropout = 0;
     a.conv_channels = 4;
     a.conv_kernel = 3;
-    CHECK(rs_npnet_alloc(&a, 2, 1, 4, 0, &o, why, sizeof why) == NULL &&
+    CHECK(rs_npnet_alloc(&a, 2, 1, 4, 0, RS_PRECISION_FLOAT64, &o, why, sizeof why) == NULL &&
               strstr(why, "convolution"),
           "conv net accepted: %s", why);
     a.conv_channels = 0;
     o.observed_stage = 4;
-    CHECK(rs_npnet_alloc(&a, 2, 1, 4, 0, &o, why, sizeof why) == NULL &&
+    CHECK(rs_npnet_alloc(&a, 2, 1, 4, 0, RS_PRECISION_FLOAT64, &o, why, sizeof why) == NULL &&
               strstr(why, "observed_stage"),
           "observed stage 4 of 4 accepted: %s", why);
     o.observed_stage = -1;
-    rs_npnet *n = rs_npnet_alloc(&a, 2, 1, 4, 1, &o, why, sizeof why);
+    rs_npnet *n = rs_npnet_alloc(&a, 2, 1, 4, 1, RS_PRECISION_FLOAT64, &o, why, sizeof why);
     rs_dataset *d;
     rs_dataset_xor(&d);
     rs_npnet_init(n, 1.0, 1, 2);
@@ -249,7 +307,7 @@ static void test_divergence_is_reported(void)
     rs_arch a = dense_arch(RS_ACT_LEAKY_RELU, 4, 20, 3.0, 1e3);
     rs_npnet_options o;
     rs_npnet_options_default(&o, a.lr);
-    rs_npnet *n = rs_npnet_alloc(&a, 2, 1, 4, 0, &o, NULL, 0);
+    rs_npnet *n = rs_npnet_alloc(&a, 2, 1, 4, 0, RS_PRECISION_FLOAT64, &o, NULL, 0);
     rs_dataset *d;
     rs_dataset_xor(&d);
     rs_npnet_init(n, a.gain, 3, 4);
@@ -267,6 +325,7 @@ int main(void)
     openblas_set_num_threads(1);
     test_two_point_data_follows_the_two_point_engine();
     test_sgd_step_is_minus_lr_times_the_loss_gradient();
+    test_float32_tracks_float64();
     test_threads_do_not_change_results();
     test_shuffle_is_a_keyed_permutation();
     test_full_batch_ignores_the_shuffle();
