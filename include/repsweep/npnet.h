@@ -3,10 +3,9 @@
  *
  * Owns: one workspace per trial (weights, optimizer state, activations of one chunk of rows,
  * the point order; allocated by rs_npnet_alloc, nothing allocated per epoch) in float64 or
- * float32; Xavier-normal
- * initialisation from the keyed generator, drawn exactly as net.h draws it (same key, same
- * order: stage 0 weight row-major, ..., output weight; zero biases), so a two-point data set
- * starts from the two-point engine's weights; the deterministic shuffle of minibatches; the
+ * float32; Xavier-normal initialisation from the keyed generator, drawn exactly as net.h
+ * draws it (same key, same order: stage 0 weight row-major, ..., output weight; zero biases),
+ * so a two-point data set starts from the two-point engine's weights; the deterministic shuffle of minibatches; the
  * probes of tracked pairs and the pairwise distances of a subset at the observed layer.
  * Never: files, MPI, the ODE, printing, the choice of keys (the trial's job).
  *
@@ -30,12 +29,12 @@
  * beta2 0.999, eps 1e-8, no weight decay, bias correction: p -= lr / (1 - beta1^t) * m /
  * (sqrt(v) / sqrt(1 - beta2^t) + eps)).
  *
- * Products: every dense product over the rows of a chunk goes through cblas_dgemm
- * (OpenBLAS). The rows of a step are processed in chunks of chunk_rows (fixed by the options,
+ * Products: every dense product over the rows of a chunk goes through cblas_dgemm (or
+ * sgemm; OpenBLAS). The rows of a step are processed in chunks of chunk_rows (fixed by the options,
  * never by the thread count) and the chunks' gradients summed in chunk order, so the memory
  * is bounded by the chunk, not by N. Threads (rs_npnet_set_threads, OpenMP, at most
  * RS_NPNET_BLOCKS): each product's output rows are cut into fixed blocks (by shape alone),
- * each block one single-threaded dgemm, and threads share the blocks, so the numbers are the
+ * each block one single-threaded GEMM, and threads share the blocks, so the numbers are the
  * same bits for every thread count (test_npnet checks 1 against 2). This needs OpenBLAS at
  * one thread (openblas_set_num_threads(1), as the CLI sets it); with more OpenBLAS threads the
  * blocks run on the calling thread and OpenBLAS's own threading rounds differently (measured:
