@@ -246,17 +246,20 @@ int rs_dataset_load_idx(const char *images_path, const char *labels_path, int cl
         goto done;
     }
     size_t n_all = idims[0], width = 1;
-    for (int k = 1; k < irank; k++)
-        width *= idims[k];
-    if (width > INT32_MAX / 2) {
-        st = fail(why, why_len, RS_E_PARSE, "%s: image of %zu values is too large", images_path,
-                  width);
-        goto done;
+    for (int k = 1; k < irank; k++) {
+        width *= idims[k]; /* both below 2^31 here: no overflow */
+        if (width > INT32_MAX / 2) {
+            st = fail(why, why_len, RS_E_PARSE, "%s: images of more than %d values each",
+                      images_path, INT32_MAX / 2);
+            goto done;
+        }
     }
     pix = malloc(n_all * width);
     lab = malloc(n_all);
     if (!pix || !lab) {
-        st = RS_E_NOMEM;
+        st = fail(why, why_len, RS_E_NOMEM,
+                  "%s: cannot allocate the header's %zu x %zu bytes (a corrupt header?)",
+                  images_path, n_all, width);
         goto done;
     }
     if ((st = idx_payload(fi, images_path, pix, n_all * width, why, why_len)) != RS_OK ||

@@ -173,6 +173,15 @@ static void test_idx_errors_name_file_and_cause(void)
     expect_idx_error(img, path_in_dir("lab4"), 10, RS_E_PARSE, "lab4", "4 labels for 3 images");
     expect_idx_error(img, labp, 5, RS_E_PARSE, "lab", "label 7 of point 0 is not below 5");
     expect_idx_error(img, img, 10, RS_E_PARSE, "img", "labels must have rank 1");
+    /* headers that claim more than any file holds fail before reading, naming the file */
+    uint32_t wide[3] = {3, 65536, 65536}, huge[3] = {1u << 31, 1000, 1000};
+    uint32_t hugel[1] = {1u << 31};
+    write_idx(path_in_dir("wide"), 0, 0x08, 3, wide, pix, sizeof pix);
+    expect_idx_error(path_in_dir("wide"), labp, 10, RS_E_PARSE, "wide", "values each");
+    write_idx(path_in_dir("huge"), 0, 0x08, 3, huge, pix, sizeof pix);
+    write_idx(path_in_dir("hugel"), 0, 0x08, 1, hugel, lab, sizeof lab);
+    expect_idx_error(path_in_dir("huge"), path_in_dir("hugel"), 10, RS_E_NOMEM, "huge",
+                     "corrupt header");
 }
 
 static void test_csv_loads_and_errors_name_line(void)
