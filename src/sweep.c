@@ -3,6 +3,7 @@
 #include "repsweep/sweep.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -35,6 +36,9 @@ void rs_sweep_options_default(rs_sweep_options *o)
     o->progress_seconds = 10.0;
     o->checkpoint_seconds = 300.0;
     o->threads = 1;
+    o->hang_floor_seconds = 120.0;
+    o->hang_factor = 10.0;
+    o->stop_wait_seconds = 30.0;
 }
 
 /* --- one trial --- */
@@ -122,6 +126,8 @@ typedef struct {
 typedef struct {
     pending_trial *todo;
     size_t n, next;          /* todo[next..n) not yet handed out */
+    pending_trial *again;    /* chunks of lost workers, handed out before todo (a stack) */
+    size_t n_again, cap_again;
     double cost_todo;
 } plan;
 
@@ -159,16 +165,48 @@ static int plan_make(const rs_grid *grid, const rs_store *store, plan *p)
     return RS_OK;
 }
 
-/* The next chunk into idx (room for o->max_chunk); returns its size (0: nothing left) and
- * its estimated cost in *cost. */
-static size_t plan_next(plan *p, const rs_sweep_options *o, uint64_t *idx, double *cost)
+static void plan_free(plan *p)
+{
+    free(p->todo);
+    free(p->again);
+}
+
+/* Put a lost worker's chunk back (handed out next). RS_E_NOMEM if it cannot grow. */
+static int plan_return(plan *p, const pending_trial *chunk, size_t k)
+{
+    if (p->n_again + k > p->cap_again) {
+        size_t cap = 2 * (p->n_again + k);
+        pending_trial *a = realloc(p->again, cap * sizeof *a);
+        if (!a)
+            return RS_E_NOMEM;
+        p->again = a;
+        p->cap_again = cap;
+    }
+    for (size_t i = k; i-- > 0;) /* a stack: the chunk comes back in its order */
+        p->again[p->n_again++] = chunk[i];
+    return RS_OK;
+}
+
+/* The next chunk into out (room for o->max_chunk), skipping trials the store now holds (a
+ * lost worker's late answer); returns its size (0: nothing left) and its estimated cost in
+ * *cost. */
+static size_t plan_next(plan *p, const rs_store *store, const rs_sweep_options *o,
+                        pending_trial *out, double *cost)
 {
     size_t k = 0;
     *cost = 0;
-    while (p->next < p->n && k < o->max_chunk && (k == 0 || *cost < o->chunk_seconds)) {
-        idx[k++] = p->todo[p->next].index;
-        *cost += p->todo[p->next].cost;
-        p->next++;
+    while (k < o->max_chunk && (k == 0 || *cost < o->chunk_seconds)) {
+        pending_trial t;
+        if (p->n_again > 0)
+            t = p->again[--p->n_again];
+        else if (p->next < p->n)
+            t = p->todo[p->next++];
+        else
+            break;
+        if (rs_store_is_done(store, t.index))
+            continue;
+        out[k++] = t;
+        *cost += t.cost;
     }
     return k;
 }
@@ -182,6 +220,7 @@ typedef struct {
     rs_sweep_progress prog;
     double start, next_progress, next_checkpoint;
     int stopping, status;
+    char message[1024];      /* the cause of a status other than RS_OK */
 } master;
 
 static void master_init(master *m, const rs_grid *grid, rs_store *store,
@@ -205,24 +244,44 @@ static void master_init(master *m, const rs_grid *grid, rs_store *store,
     m->status = RS_OK;
 }
 
-/* Store finished records; a failed append stops the sweep with that status. */
-static void master_store(master *m, const void *recs, size_t n, double cost)
+/* Stop the sweep with `status`, keeping the first cause. */
+static void master_fail(master *m, int status, const char *why)
 {
-    char err[512];
+    if (m->status == RS_OK) {
+        m->status = status;
+        snprintf(m->message, sizeof m->message, "%s", why);
+    }
+    m->stopping = 1;
+}
+
+/* Store finished records, dropping any the store already holds (a lost worker's late
+ * answer, or the rerun of its chunk); a failed append stops the sweep with its cause. */
+static void master_store(master *m, unsigned char *recs, size_t n, double cost)
+{
+    char err[1024];
+    const rs_store_layout *l = rs_store_layout_get(m->store);
+    size_t rec_bytes = rs_store_record_bytes(l), kept = 0;
     m->prog.cost_done += cost;
     if (n == 0 || m->status != RS_OK)
         return;
-    int st = rs_store_append(m->store, recs, n, err, sizeof err);
+    for (size_t i = 0; i < n; i++) {
+        if (rs_store_is_done(m->store, rs_store_record_at(recs, l, i)->index))
+            continue;
+        if (kept != i)
+            memmove(recs + kept * rec_bytes, recs + i * rec_bytes, rec_bytes);
+        kept++;
+    }
+    if (kept == 0)
+        return;
+    int st = rs_store_append(m->store, recs, kept, err, sizeof err);
     if (st != RS_OK) {
-        m->status = st;
-        m->stopping = 1;
+        master_fail(m, st, err);
         return;
     }
-    m->prog.done += n;
-    m->prog.done_here += n;
-    for (size_t i = 0; i < n; i++)
-        m->prog.failures +=
-            rs_store_record_at(recs, rs_store_layout_get(m->store), i)->status != RS_OK;
+    m->prog.done += kept;
+    m->prog.done_here += kept;
+    for (size_t i = 0; i < kept; i++)
+        m->prog.failures += rs_store_record_at(recs, l, i)->status != RS_OK;
 }
 
 /* Progress and checkpoints when due; the stop flag. */
@@ -240,26 +299,33 @@ static void master_tick(master *m)
     if (o->checkpoint && o->checkpoint_seconds > 0 && now >= m->next_checkpoint &&
         m->status == RS_OK) {
         int st = o->checkpoint(m->store, o->ctx);
-        if (st != RS_OK) {
-            m->status = st;
-            m->stopping = 1;
-        }
+        if (st != RS_OK)
+            master_fail(m, st, "the checkpoint (rewriting the results file) failed: see the "
+                        "message above");
         m->next_checkpoint = seconds_now() + o->checkpoint_seconds;
     }
 }
 
+static int call_trial(const rs_grid *grid, uint64_t index, const rs_sweep_options *o,
+                      rs_store_record *rec)
+{
+    return o->trial ? o->trial(grid, index, o, rec, o->trial_params)
+                    : rs_sweep_trial(grid, index, o, rec);
+}
+
 /* One rank: the master computes its own chunks, storing each chunk as it finishes. */
-static void master_alone(master *m, plan *p, uint64_t *idx, unsigned char *recs, double *busy)
+static void master_alone(master *m, plan *p, pending_trial *chunk, unsigned char *recs,
+                         double *busy)
 {
     size_t rec_bytes = rs_store_record_bytes(rs_store_layout_get(m->store));
     double cost;
     size_t k;
-    while (!m->stopping && (k = plan_next(p, m->o, idx, &cost)) > 0) {
+    while (!m->stopping && (k = plan_next(p, m->store, m->o, chunk, &cost)) > 0) {
         size_t n = 0;
         for (size_t i = 0; i < k && !m->stopping; i++) {
             double t0 = seconds_now();
-            if (rs_sweep_trial(m->grid, idx[i], m->o,
-                               (rs_store_record *)(recs + n * rec_bytes)) == RS_OK)
+            if (call_trial(m->grid, chunk[i].index, m->o,
+                           (rs_store_record *)(recs + n * rec_bytes)) == RS_OK)
                 n++;
             *busy += seconds_now() - t0;
             master_tick(m);
@@ -274,46 +340,111 @@ static void send_master_msg(int rank, uint64_t *msg, size_t n, MPI_Comm comm)
     MPI_Send(msg, (int)n, MPI_UINT64_T, rank, TAG_MASTER, comm);
 }
 
-/* Hand `worker` its next chunk, or DONE; returns 1 if it got work. */
-static int master_dispatch(master *m, plan *p, int worker, uint64_t *msg, double *cost,
-                           MPI_Comm comm)
-{
-    size_t k = m->stopping ? 0 : plan_next(p, m->o, msg + 1, cost);
-    msg[0] = k ? MSG_WORK : MSG_DONE;
-    send_master_msg(worker, msg, k + 1, comm);
-    return k > 0;
-}
-
 static void sleep_briefly(void)
 {
     struct timespec ts = {0, 200000}; /* 0.2 ms: idle polling must not steal a core */
     nanosleep(&ts, NULL);
 }
 
-/* Many ranks: rank 0 only schedules and stores. Every worker starts with an empty result
- * ("ready"); `busy`/`stop_sent` track who holds a chunk and who was told to drop it. */
-static int master_many(master *m, plan *p, int ranks, unsigned char *buf, size_t buf_bytes,
-                       MPI_Comm comm)
+/* What the master knows of one worker. A worker is "busy" from when it is handed a chunk
+ * (or, at the start, until its first "ready") until its answer arrives; "lost" when it
+ * missed the deadline while busy; "parked" when it answered, there was no work for it and
+ * other chunks are still out (a lost worker's chunk may come back): it gets WORK or DONE
+ * later. */
+typedef struct {
+    char busy, stop_sent, lost, parked;
+    double handed, deadline, cost;
+    size_t n;                /* trials of its chunk (held[r * max_chunk ...]) */
+} worker_state;
+
+static void master_notice(const master *m, const char *fmt, int rank, double seconds,
+                          size_t trials)
 {
-    int active = ranks - 1;
-    char *busy = calloc((size_t)ranks, 1), *stop_sent = calloc((size_t)ranks, 1);
-    double *chunk_cost = calloc((size_t)ranks, sizeof *chunk_cost);
-    uint64_t *msg = malloc((m->o->max_chunk + 1) * sizeof *msg);
-    if (!busy || !stop_sent || !chunk_cost || !msg) {
-        free(busy);
-        free(stop_sent);
-        free(chunk_cost);
-        free(msg);
-        return RS_E_NOMEM; /* MPI_Abort follows in the caller: workers are waiting */
+    char text[256];
+    if (!m->o->notice)
+        return;
+    snprintf(text, sizeof text, fmt, rank, seconds, trials);
+    m->o->notice(text, m->o->ctx);
+}
+
+/* Hand worker r its next chunk; returns 1 if it got one. */
+static int master_dispatch(master *m, plan *p, worker_state *w, pending_trial *held, int r,
+                           uint64_t *msg, MPI_Comm comm)
+{
+    size_t k = m->stopping ? 0 : plan_next(p, m->store, m->o, held, &w->cost);
+    if (k == 0)
+        return 0;
+    msg[0] = MSG_WORK;
+    for (size_t i = 0; i < k; i++)
+        msg[1 + i] = held[i].index;
+    send_master_msg(r, msg, k + 1, comm);
+    w->busy = 1;
+    w->stop_sent = 0;
+    w->parked = 0;
+    w->n = k;
+    w->handed = seconds_now();
+    w->deadline = w->handed + m->o->hang_floor_seconds + m->o->hang_factor * w->cost;
+    return 1;
+}
+
+/* Many ranks: rank 0 only schedules and stores. Every worker starts with an empty result
+ * ("ready"). Returns the number of workers lost at the end (never sent DONE). */
+static int master_many(master *m, plan *p, int ranks, unsigned char *buf, size_t buf_bytes,
+                       worker_state *ws, pending_trial *held, uint64_t *msg,
+                       uint64_t *reassigned, MPI_Comm comm)
+{
+    size_t rec_bytes = rs_store_record_bytes(rs_store_layout_get(m->store));
+    size_t max_chunk = m->o->max_chunk;
+    double stop_at = 0;
+    for (int r = 1; r < ranks; r++) {
+        memset(&ws[r], 0, sizeof ws[r]);
+        ws[r].busy = 1;
+        ws[r].handed = m->start;
+        ws[r].deadline = m->start + m->o->hang_floor_seconds;
     }
-    while (active > 0) {
+    for (;;) {
         master_tick(m);
-        for (int r = 1; m->stopping && r < ranks; r++)
-            if (busy[r] && !stop_sent[r]) {
+        double now = seconds_now();
+        if (m->stopping && stop_at == 0)
+            stop_at = now;
+        int live_busy = 0;
+        for (int r = 1; r < ranks; r++) {
+            worker_state *w = &ws[r];
+            if (!w->busy || w->lost)
+                continue;
+            if (m->stopping && w->n > 0 && !w->stop_sent) {
                 uint64_t stop_msg = MSG_STOP;
                 send_master_msg(r, &stop_msg, 1, comm);
-                stop_sent[r] = 1;
+                w->stop_sent = 1;
             }
+            double limit = w->deadline;
+            if (m->stopping && stop_at + m->o->stop_wait_seconds < limit)
+                limit = stop_at + m->o->stop_wait_seconds;
+            if (now > limit) {
+                w->lost = 1;
+                m->prog.lost++;
+                if (w->n > 0 && !m->stopping) {
+                    if (plan_return(p, held + (size_t)r * max_chunk, w->n) != RS_OK)
+                        master_fail(m, RS_E_NOMEM, "out of memory while reassigning the "
+                                    "chunk of a rank that stopped answering");
+                    else
+                        (*reassigned)++, m->prog.reassigned++;
+                    m->prog.cost_todo += w->cost;
+                }
+                master_notice(m, "rank %d has not answered for %.1f s (past its chunk's "
+                              "deadline): it is treated as lost and its %zu trial(s) go to "
+                              "other ranks", r, now - w->handed, w->n);
+                continue;
+            }
+            live_busy++;
+        }
+        /* chunks that came back go to parked workers first */
+        for (int r = 1; r < ranks && !m->stopping; r++)
+            if (ws[r].parked &&
+                master_dispatch(m, p, &ws[r], held + (size_t)r * max_chunk, r, msg, comm))
+                live_busy++;
+        if (live_busy == 0)
+            break;
         int flag;
         MPI_Status s;
         MPI_Iprobe(MPI_ANY_SOURCE, TAG_RESULT, comm, &flag, &s);
@@ -322,26 +453,39 @@ static int master_many(master *m, plan *p, int ranks, unsigned char *buf, size_t
             continue;
         }
         int bytes, r = s.MPI_SOURCE;
+        worker_state *w = &ws[r];
         MPI_Get_count(&s, MPI_BYTE, &bytes);
         MPI_Recv(buf, (int)buf_bytes, MPI_BYTE, r, TAG_RESULT, comm, MPI_STATUS_IGNORE);
+        if (w->lost) {
+            w->lost = 0;
+            m->prog.lost--;
+            master_notice(m, "rank %d answered again after %.1f s; of its %zu trial(s), those "
+                          "already stored elsewhere are dropped", r, seconds_now() - w->handed,
+                          w->n);
+        }
         uint64_t flags;
         memcpy(&flags, buf, sizeof flags);
         if (flags & FLAG_STOPPED)
             m->stopping = 1; /* a worker got the signal: the job is being stopped */
-        size_t n = ((size_t)bytes - sizeof flags) /
-                   rs_store_record_bytes(rs_store_layout_get(m->store));
-        master_store(m, buf + sizeof flags, n, chunk_cost[r]);
-        chunk_cost[r] = 0;
-        busy[r] = (char)master_dispatch(m, p, r, msg, &chunk_cost[r], comm);
-        stop_sent[r] = 0;
-        if (!busy[r])
-            active--;
+        size_t n = ((size_t)bytes - sizeof flags) / rec_bytes;
+        master_store(m, buf + sizeof flags, n, w->cost);
+        w->busy = 0;
+        w->n = 0;
+        w->cost = 0;
+        if (!master_dispatch(m, p, w, held + (size_t)r * max_chunk, r, msg, comm))
+            w->parked = 1;
     }
-    free(busy);
-    free(stop_sent);
-    free(chunk_cost);
-    free(msg);
-    return RS_OK;
+    /* nothing is out with a live worker: the parked ones are done; lost ones get nothing
+     * (a message to a stopped process is never read, and it must not be waited on) */
+    int lost = 0;
+    for (int r = 1; r < ranks; r++) {
+        if (ws[r].parked) {
+            uint64_t done_msg = MSG_DONE;
+            send_master_msg(r, &done_msg, 1, comm);
+        }
+        lost += ws[r].lost;
+    }
+    return lost;
 }
 
 /* Has the master sent STOP? (Only STOP can arrive while a worker holds a chunk.) */
@@ -376,15 +520,12 @@ static int next_chunk(uint64_t *msg, size_t max_chunk, size_t *k, MPI_Comm comm)
 
 /* A worker: results back, chunks in, until DONE. Between trials it looks for STOP; its own
  * stop flag ends the trial in progress within an epoch (the trial is dropped). */
-static int worker(const rs_grid *grid, const rs_sweep_options *o, unsigned char *buf,
-                  size_t rec_bytes, MPI_Comm comm, double *busy)
+static void worker(const rs_grid *grid, const rs_sweep_options *o, unsigned char *buf,
+                   size_t rec_bytes, uint64_t *msg, MPI_Comm comm, double *busy)
 {
-    uint64_t *msg = malloc((o->max_chunk + 1) * sizeof *msg);
     unsigned char *recs = buf + sizeof(uint64_t);
     uint64_t flags = 0;
     size_t n = 0, k;
-    if (!msg)
-        return RS_E_NOMEM;
     for (;;) {
         memcpy(buf, &flags, sizeof flags);
         MPI_Send(buf, (int)(sizeof flags + n * rec_bytes), MPI_BYTE, 0,
@@ -398,14 +539,12 @@ static int worker(const rs_grid *grid, const rs_sweep_options *o, unsigned char 
                 break;
             }
             double t0 = seconds_now();
-            if (rs_sweep_trial(grid, msg[1 + i], o,
-                               (rs_store_record *)(recs + n * rec_bytes)) == RS_OK)
+            if (call_trial(grid, msg[1 + i], o, (rs_store_record *)(recs + n * rec_bytes)) ==
+                RS_OK)
                 n++;
             *busy += seconds_now() - t0;
         }
     }
-    free(msg);
-    return RS_OK;
 }
 
 /* Every rank's compute time and wall time of the sweep, gathered on rank 0 into the report
@@ -446,42 +585,62 @@ int rs_sweep_run(MPI_Comm comm, const rs_grid *grid, rs_store *store,
     size_t rec_bytes = rs_store_record_bytes(&layout);
     size_t buf_bytes = sizeof(uint64_t) + o->max_chunk * rec_bytes;
     unsigned char *buf = malloc(buf_bytes);
-    uint64_t *idx = malloc(o->max_chunk * sizeof *idx);
-    if (!buf || !idx)
+    uint64_t *msg = malloc((o->max_chunk + 1) * sizeof *msg);
+    worker_state *ws = NULL;
+    pending_trial *held = NULL;
+    plan p;
+    memset(&p, 0, sizeof p);
+    if (rank == 0) {
+        memset(report, 0, sizeof *report);
+        ws = calloc((size_t)ranks, sizeof *ws);
+        held = malloc((size_t)ranks * o->max_chunk * sizeof *held);
+    }
+    if (!buf || !msg || (rank == 0 && (!ws || !held)))
         st = RS_E_NOMEM;
+    if (rank == 0 && st == RS_OK)
+        st = plan_make(grid, store, &p);
     /* every rank must agree to start, or none does (no rank may wait for a missing peer) */
-    MPI_Allreduce(MPI_IN_PLACE, &st, 1, MPI_INT, MPI_MIN, comm);
-    if (st != RS_OK) {
+    int agreed = st;
+    MPI_Allreduce(MPI_IN_PLACE, &agreed, 1, MPI_INT, MPI_MIN, comm);
+    if (agreed != RS_OK) {
+        if (rank == 0)
+            snprintf(report->message, sizeof report->message, "%s",
+                     st == RS_E_INVALID ? "a trial of the shard is outside the grid"
+                     : st == RS_OK ? "another rank is out of memory for its buffers"
+                     : "out of memory for the sweep's buffers and plan");
+        plan_free(&p);
         free(buf);
-        free(idx);
-        return RS_E_NOMEM;
+        free(msg);
+        free(ws);
+        free(held);
+        return agreed == RS_E_INVALID ? RS_E_INVALID : RS_E_NOMEM;
     }
     if (rank != 0) {
-        st = worker(grid, o, buf, rec_bytes, comm, &busy);
+        worker(grid, o, buf, rec_bytes, msg, comm, &busy);
         free(buf);
-        free(idx);
-        if (st != RS_OK)
-            MPI_Abort(comm, 1); /* the master waits on this rank: nothing else is safe */
+        free(msg);
         gather_busy(comm, rank, ranks, busy, seconds_now() - started, NULL);
-        return st;
+        return RS_OK;
     }
-    plan p;
     master m;
-    memset(report, 0, sizeof *report);
-    st = plan_make(grid, store, &p);
-    if (st != RS_OK)
-        MPI_Abort(comm, 1); /* the workers are waiting for chunks */
     master_init(&m, grid, store, o, &p, ranks);
+    int lost = 0;
     if (ranks == 1)
-        master_alone(&m, &p, idx, buf + sizeof(uint64_t), &busy);
-    else if (master_many(&m, &p, ranks, buf, buf_bytes, comm) != RS_OK)
-        MPI_Abort(comm, 1);
+        master_alone(&m, &p, held, buf + sizeof(uint64_t), &busy);
+    else
+        lost = master_many(&m, &p, ranks, buf, buf_bytes, ws, held, msg, &report->reassigned,
+                           comm);
     report->computed = m.prog.done_here;
+    report->lost_ranks = lost;
     /* a trial not in the store now was abandoned or never handed out */
     report->interrupted = rs_store_done_count(store) < rs_store_expected_count(store);
-    gather_busy(comm, rank, ranks, busy, seconds_now() - started, report);
-    free(p.todo);
+    if (lost == 0) /* a lost rank would never join the collective */
+        gather_busy(comm, rank, ranks, busy, seconds_now() - started, report);
+    snprintf(report->message, sizeof report->message, "%s", m.message);
+    plan_free(&p);
     free(buf);
-    free(idx);
+    free(msg);
+    free(ws);
+    free(held);
     return m.status;
 }

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include "commands.h"
@@ -63,12 +64,25 @@ static void run_usage(FILE *out)
         "                       depends only on I, N and the job, never on ranks. Resume,\n"
         "                       signals and exit statuses work per shard; \"done\" means the\n"
         "                       shard is done\n"
+        "  --hang-seconds S     liveness (under MPI): a rank that has not returned its chunk\n"
+        "                       S seconds + 10 x the chunk's estimated cost after getting\n"
+        "                       it (default 120) is treated as lost (hung, stopped, on a\n"
+        "                       dead node): its chunk goes to other ranks, a late answer is\n"
+        "                       not recorded twice; once stopping, rank 0 waits at most\n"
+        "                       min(S, 30) seconds for busy ranks\n"
         "  --help               this text\n"
         "\n"
         "SIGTERM, SIGINT and SIGUSR1 (what SLURM sends before a time limit; mpirun forwards\n"
         "SIGUSR1 to every rank) stop the sweep: no more work is handed out, a trial in\n"
         "progress is abandoned within one epoch, FILE.nc is rewritten with every finished\n"
-        "trial, and repsweep exits with status 3.\n"
+        "trial, and repsweep exits with status 3, within min(--hang-seconds, 30) s plus an\n"
+        "epoch and the rewrite of FILE.nc even if a rank hangs.\n"
+        "A rank that stops answering (see --hang-seconds) does not stop the sweep: the\n"
+        "others finish it. If a rank is still lost at the end, rank 0 saves everything and\n"
+        "ends the job with MPI_Abort(exit status) instead of waiting for it (mpirun kills\n"
+        "every rank and exits with that status); with no answering rank left the status\n"
+        "is 3. A rank killed outright makes mpirun end the job (its own non-zero status);\n"
+        "every trial in the journal is kept: rerun the same command.\n"
         "\n"
         "Exit status: 0 every trial is done; 1 error (I/O, out of memory); 2 bad input (job\n"
         "file, options, an --out that cannot be created or belongs to another job or shard,\n"
@@ -79,11 +93,11 @@ static void run_usage(FILE *out)
 typedef struct {
     const char *job, *out;
     long threads, chunk;
-    double progress, save_every;
+    double progress, save_every, hang_seconds;
     rs_grid_shard shard;
 } run_options;
 
-enum { O_OUT = 256, O_THREADS, O_CHUNK, O_PROGRESS, O_SAVE, O_SHARD, O_HELP };
+enum { O_OUT = 256, O_THREADS, O_CHUNK, O_PROGRESS, O_SAVE, O_SHARD, O_HANG, O_HELP };
 
 /* Returns -1 to exit 2, 1 to exit 0 (help), 0 to go on. */
 static int parse(int argc, char **argv, run_options *o)
@@ -95,6 +109,7 @@ static int parse(int argc, char **argv, run_options *o)
         {"progress", required_argument, 0, O_PROGRESS},
         {"save-every", required_argument, 0, O_SAVE},
         {"shard", required_argument, 0, O_SHARD},
+        {"hang-seconds", required_argument, 0, O_HANG},
         {"help", no_argument, 0, O_HELP},
         {0, 0, 0, 0}};
     memset(o, 0, sizeof *o);
@@ -102,6 +117,7 @@ static int parse(int argc, char **argv, run_options *o)
     o->chunk = 64;
     o->progress = 10;
     o->save_every = 300;
+    o->hang_seconds = 120;
     o->shard = (rs_grid_shard){0, 1};
     opterr = 0;
     optind = 1;
@@ -117,6 +133,9 @@ static int parse(int argc, char **argv, run_options *o)
             break;
         case O_SAVE: bad = opt_double("run", "--save-every", optarg, 0, 1e9, &o->save_every); break;
         case O_SHARD: bad = opt_shard("run", "--shard", optarg, &o->shard); break;
+        case O_HANG:
+            bad = opt_double("run", "--hang-seconds", optarg, 0.1, 1e9, &o->hang_seconds);
+            break;
         case O_HELP: run_usage(stdout); return 1;
         default:
             fprintf(stderr, "repsweep run: unknown or incomplete option '%s' (see repsweep run "
@@ -160,15 +179,38 @@ typedef struct {
     rs_ncio_sweep_info info;
 } results_target;
 
+/* netCDF reports a full file system as "Permission denied" or an HDF5 error: after a
+ * failed write, say so when the directory holding `path` has (almost) no room left. */
+static void full_disk_note(const char *path, char *note, size_t len)
+{
+    char dir[4096];
+    struct statvfs v;
+    note[0] = 0;
+    snprintf(dir, sizeof dir, "%s", path);
+    char *slash = strrchr(dir, '/');
+    if (!slash)
+        snprintf(dir, sizeof dir, ".");
+    else if (slash == dir)
+        dir[1] = 0;
+    else
+        *slash = 0;
+    if (statvfs(dir, &v) == 0 && (unsigned long long)v.f_bavail * v.f_frsize < 1048576ULL)
+        snprintf(note, len, " (its file system has %llu bytes free: no space left on the "
+                 "device)", (unsigned long long)v.f_bavail * v.f_frsize);
+}
+
 static int write_results(const rs_store *store, void *ctx)
 {
     const results_target *t = ctx;
-    char err[1024];
+    char err[1024], note[128];
     size_t n;
     const void *recs = rs_store_records(store, &n);
     int st = rs_ncio_write_sweep(t->out, t->grid, recs, n, &t->info, err, sizeof err);
-    if (st != RS_OK)
-        fprintf(stderr, "repsweep run: %s\n", err);
+    if (st != RS_OK) {
+        full_disk_note(t->out, note, sizeof note);
+        fprintf(stderr, "repsweep run: %s%s\n", st == RS_E_NOMEM ? "out of memory while "
+                "writing the results file" : err, note);
+    }
     return st;
 }
 
@@ -188,8 +230,17 @@ static void print_progress(const rs_sweep_progress *p, void *ctx)
     } else {
         fprintf(stderr, "ETA unknown");
     }
-    fprintf(stderr, ", failures %llu, %d rank%s\n", (unsigned long long)p->failures, p->ranks,
+    fprintf(stderr, ", failures %llu, %d rank%s", (unsigned long long)p->failures, p->ranks,
             p->ranks > 1 ? "s" : "");
+    if (p->lost > 0)
+        fprintf(stderr, " (%llu not answering)", (unsigned long long)p->lost);
+    fprintf(stderr, "\n");
+}
+
+static void print_notice(const char *text, void *ctx)
+{
+    (void)ctx;
+    fprintf(stderr, "repsweep run: %s\n", text);
 }
 
 /* Master: refuse an --out that is not ours, open (or create) the journal, say where the
@@ -278,14 +329,22 @@ static int finish(const run_options *o, const rs_store *store, results_target *t
     const char *of_shard = opt_shard_note(&o->shard, note);
     if (sweep_status != RS_OK) {
         fprintf(stderr, "repsweep run: the sweep stopped: %s; %llu of %llu trials%s are saved "
-                "in %s.journal%s\n", rs_strerror(sweep_status), (unsigned long long)done,
-                (unsigned long long)total, of_shard, o->out,
+                "in %s.journal%s\n", rep->message[0] ? rep->message : rs_strerror(sweep_status),
+                (unsigned long long)done, (unsigned long long)total, of_shard, o->out,
                 wrote == RS_OK ? " and the results file" : "");
         return EXIT_ERROR;
     }
     if (wrote != RS_OK)
         return EXIT_ERROR;
+    if (rep->lost_ranks > 0)
+        fprintf(stderr, "repsweep run: %d rank%s stopped answering (hung, stopped or on a lost "
+                "node); %llu chunk%s ran again on other ranks; the job ends without waiting "
+                "for %s\n", rep->lost_ranks, rep->lost_ranks > 1 ? "s" : "",
+                (unsigned long long)rep->reassigned, rep->reassigned == 1 ? "" : "s",
+                rep->lost_ranks > 1 ? "them" : "it");
     if (rep->interrupted) {
+        if (!stop_signal && rep->lost_ranks > 0)
+            fprintf(stderr, "stopped: no rank that answers is left to compute; ");
         fprintf(stderr, "interrupted%s%s: %llu of %llu trials%s done (%llu in this run) and "
                 "saved in %s; rerun the same command to resume\n",
                 stop_signal ? " by signal " : "",
@@ -317,8 +376,10 @@ static void warn_threads(const run_options *o, MPI_Comm comm)
         opt_warn_threads("run", o->threads, ranks_short, ranks - 1, fewest);
 }
 
-/* Everything between MPI_Init and MPI_Finalize; collective. Returns the exit status. */
-static int run(const run_options *o, const char *command_line, MPI_Comm comm)
+/* Everything between MPI_Init and MPI_Finalize; collective, except when a rank was lost
+ * (*lost set on rank 0: the others may be stopped or waiting in a collective). Returns the
+ * exit status. */
+static int run(const run_options *o, const char *command_line, MPI_Comm comm, int *lost)
 {
     int rank, rc = EXIT_DONE;
     char err[1024], journal[4096];
@@ -369,7 +430,20 @@ static int run(const run_options *o, const char *command_line, MPI_Comm comm)
         so.ctx = &target;
         so.stop = &stop_signal;
         so.threads = (int)o->threads;
+        so.hang_floor_seconds = o->hang_seconds;
+        so.stop_wait_seconds = o->hang_seconds < 30 ? o->hang_seconds : 30;
+        so.notice = print_notice;
         st = rs_sweep_run(comm, &grid, store, &so, &rep);
+        if (rank == 0 && rep.lost_ranks > 0) {
+            /* a lost rank never joins a collective: rank 0 ends the job (cmd_run aborts) */
+            rc = finish(o, store, &target, st, &rep, NULL);
+            rs_sweep_report_free(&rep);
+            *lost = 1;
+            rs_store_close(&store);
+            rs_grid_free(&grid);
+            rs_job_free(&job);
+            return rc;
+        }
         /* every rank's peak memory to rank 0 (NULL there if it cannot be allocated) */
         int ranks;
         MPI_Comm_size(comm, &ranks);
@@ -410,7 +484,15 @@ int cmd_run(int argc, char **argv)
     }
     install_signal_handlers();
     openblas_set_num_threads(1); /* --threads goes to the network (rs_net_set_threads) */
-    int rc = run(&o, command_line, MPI_COMM_WORLD);
+    int lost = 0;
+    int rc = run(&o, command_line, MPI_COMM_WORLD, &lost);
+    if (lost) {
+        /* a rank stopped answering: MPI_Finalize could wait for it for ever. Everything is
+         * saved; MPI_Abort makes mpirun (or srun) end every rank, and mpirun exits with rc. */
+        fflush(stdout);
+        fflush(stderr);
+        MPI_Abort(MPI_COMM_WORLD, rc);
+    }
     MPI_Finalize();
     return rc;
 }
