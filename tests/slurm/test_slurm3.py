@@ -15,8 +15,14 @@ it is marked down) is submitted again, as slurm/README.md says. Required: the jo
 within FAULT_BOUND seconds of the fault, every trial journalled before the fault is still
 there, no trial is recorded twice, and the results equal the reference. Each test prints one
 line `[fault ...]` with the times and counts (the table of the fault tests).
+
+A hung rank on a live node (SIGSTOP of rank 2 alone) is invisible to SLURM: repsweep's rank 0
+finds it by its chunk's deadline (--hang-seconds) and gives the chunk to rank 1.
 """
+import os
 import re
+import signal
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -26,6 +32,7 @@ import pytest
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parents[1] / "tests" / "python"))
+import cluster as cluster_mod  # noqa: E402
 from sweep_util import env as mpi_env, journal_indices  # noqa: E402
 from test_slurm import CANCEL, assert_same_as_reference, submit, timed, workdir  # noqa: E402
 
@@ -81,12 +88,9 @@ def test_three_nodes_srun_and_mpirun_equal_local_mpirun(healthy, repsweep_bin, r
         assert_same_as_reference(mout, ref.path(), "mpirun in sbatch -N 3 vs local mpirun -n 3")
 
 
-def sweep_through_fault(cluster3, repsweep_bin, references, name, inject, restore,
-                        node="node3"):
-    """Submit cancel.cfg on 3 nodes; after >= 20 journalled trials `inject(node)`; once SLURM
-    has marked the node down, `restore(node)`; wait for the job to end, resubmit once if it
-    did not complete; check the journal and the results. Returns the measured row."""
-    ref = references(CANCEL, ranks=3).start()
+def start_sweep(cluster3, repsweep_bin, name):
+    """Submit cancel.cfg on 3 nodes and wait until >= 20 trials are in its journal. Returns
+    (directory, results file, journal, job id, the journalled trials)."""
     d = workdir(cluster3, name)
     out = d / "cancel.nc"
     journal = Path(f"{out}.journal")
@@ -99,6 +103,28 @@ def sweep_through_fault(cluster3, repsweep_bin, references, name, inject, restor
         time.sleep(0.2)
     before = set(journal_indices(journal))
     assert len(before) < TRIALS - 40, f"{len(before)} trials done: the sweep is too short here"
+    return d, out, journal, job_id, before
+
+
+def assert_complete_nothing_lost(out, journal, before, reference, what):
+    """Every trial journalled before the fault still there, none twice, all done, results
+    equal to the reference."""
+    after = journal_indices(journal)
+    assert len(after) == len(set(after)), f"{what}: a trial recorded twice"
+    lost = before - set(after)
+    assert not lost, f"{what}: lost trials: {sorted(lost)}"
+    assert set(after) == set(range(TRIALS))
+    got = assert_same_as_reference(out, reference, f"{what} vs local mpirun -n 3")
+    assert len(got["trial"]) == TRIALS
+
+
+def sweep_through_fault(cluster3, repsweep_bin, references, name, inject, restore,
+                        node="node3"):
+    """Submit cancel.cfg on 3 nodes; after >= 20 journalled trials `inject(node)`; once SLURM
+    has marked the node down, `restore(node)`; wait for the job to end, resubmit once if it
+    did not complete; check the journal and the results. Returns the measured row."""
+    ref = references(CANCEL, ranks=3).start()
+    d, out, journal, job_id, before = start_sweep(cluster3, repsweep_bin, name)
     t0 = time.time()
     inject(node)
     cluster3.wait_nodes("down", [node], 120)
@@ -116,15 +142,9 @@ def sweep_through_fault(cluster3, repsweep_bin, references, name, inject, restor
     log = "\n".join(logs)
     assert states == ["COMPLETED"], (states, log)
     assert t_done <= FAULT_BOUND, (t_done, log)
-    after = journal_indices(journal)
-    assert len(after) == len(set(after)), "a trial recorded twice"
-    lost = before - set(after)
-    assert not lost, f"lost trials: {sorted(lost)}"
-    assert set(after) == set(range(TRIALS))
     resumed = [int(x) for x in re.findall(rf"^resuming: (\d+) of {TRIALS} trials done", log, re.M)]
     assert resumed and resumed[0] >= len(before), (resumed, len(before), log)
-    got = assert_same_as_reference(out, ref.path(), f"{name} vs local mpirun -n 3")
-    assert len(got["trial"]) == TRIALS
+    assert_complete_nothing_lost(out, journal, before, ref.path(), name)
     restarts = cluster3.job_info(job_id).get("Restarts")
     row = (f"[fault {name}: node3 down after {t_down:.0f} s, job complete {t_done:.0f} s after "
            f"the fault; {len(before)} trials before it, 0 lost, resumed from {resumed[0]}; "
@@ -158,13 +178,44 @@ def test_node_hung_requeues_and_resumes_identical(healthy, repsweep_bin, referen
                             inject=healthy.stop_node, restore=healthy.cont_node)
 
 
+HANG_SECONDS = 5             # --hang-seconds of the hung-rank test
+HUNG_RANK_BOUND = 150        # s from the SIGSTOP to the job's completion
+
+
+def test_rank_hung_on_a_live_node_is_detected_and_its_chunk_rerun(healthy, repsweep_bin,
+                                                                  references, monkeypatch):
+    """SIGSTOP of rank 2 only (node3's slurmd keeps answering, so SLURM sees nothing wrong):
+    rank 0 declares it lost after its chunk's deadline (--hang-seconds 5), rank 1 finishes the
+    sweep, the job completes (no resubmission) within HUNG_RANK_BOUND s with the reference
+    results. 16b47a5's rank 0 waits for the stopped rank for ever (and has no --hang-seconds)."""
+    cluster3 = healthy
+    with timed("rank hung on a live node"):
+        ref = references(CANCEL, ranks=3).start()
+        monkeypatch.setitem(cluster3.env, "REPSWEEP_RUN_ARGS", f"--hang-seconds {HANG_SECONDS}")
+        d, out, journal, job_id, before = start_sweep(cluster3, repsweep_bin, "rank-hung")
+        ranks = [p for p in cluster_mod.netns_pids(cluster3.node_ns["node3"])
+                 if Path(f"/proc/{p}/comm").read_text().strip() == "repsweep"]
+        assert len(ranks) == 1, ranks
+        t0 = time.time()
+        os.kill(ranks[0], signal.SIGSTOP)
+        states = cluster3.wait_job(job_id, timeout=HUNG_RANK_BOUND)
+        t_done = time.time() - t0
+        log = next(d.glob(f"repsweep-*-{job_id}.out")).read_text()
+        assert states == ["COMPLETED"], (states, log)
+        m = re.search(r"rank 2 has not answered for ([0-9.]+) s .* it is treated as lost", log)
+        assert m, log
+        assert cluster3.node_states()["node3"] != "down", "SLURM saw a fault: not the case tested"
+        assert_complete_nothing_lost(out, journal, before, ref.path(), "rank hung")
+        restarts = cluster3.job_info(job_id).get("Restarts")
+        print(f"\n[fault rank-hung: rank 2 declared lost {m.group(1)} s after its chunk was "
+              f"handed out, job complete {t_done:.0f} s after the SIGSTOP; {len(before)} trials "
+              f"before it, 0 lost; requeues {restarts}; results identical]", file=sys.stderr)
+
+
 def test_stale_namespaces_of_a_dead_test_process_are_removed(tmp_path):
     """A set of namespaces whose test process is gone (crashed, or killed with its watchdog)
     is removed, with the processes left in it, by the next cluster's start; a set whose
     process is alive is left alone."""
-    import os
-    import subprocess
-    import cluster as cluster_mod
     if os.geteuid() != 0:
         pytest.skip("network namespaces need root")
     dead = subprocess.Popen(["true"])
