@@ -3,8 +3,9 @@
 # in build/ (Release). Idempotent: a second run only rebuilds what changed.
 #   bash src/bootstrap.sh             build dependencies and Python for analysis/
 #   bash src/bootstrap.sh --tests     also the test-only dependencies (python3-torch, oracle;
-#                                     slurm-wlm and munge for the one-machine SLURM cluster of
-#                                     tests/slurm, whose daemons the tests start and stop)
+#                                     slurm-wlm and munge for the SLURM clusters of tests/slurm,
+#                                     whose daemons the tests start and stop; iproute2 for the
+#                                     three-node one's network namespaces)
 #   bash src/bootstrap.sh --ci-portability   only install what CI's extra builds need (clang,
 #                                     BLIS, the aarch64 cross toolchain, qemu-user and arm64
 #                                     OpenBLAS/GSL/libconfig/zlib; .ci/portability) and stop
@@ -15,7 +16,7 @@ pkgs=(cmake make gcc pkg-config libopenblas-pthread-dev libgsl-dev libnetcdf-dev
       libconfig-dev zlib1g-dev openmpi-bin libopenmpi-dev python3 python3-numpy python3-xarray
       python3-netcdf4 python3-matplotlib)
 if [[ "${1:-}" == "--tests" ]]; then
-  pkgs+=(python3-pytest python3-torch slurm-wlm munge)
+  pkgs+=(python3-pytest python3-torch slurm-wlm munge iproute2)
 fi
 if [[ "${1:-}" == "--ci-portability" ]]; then
   # amd64: clang with its OpenMP, BLIS, help2man; arm64 (multiarch) only Multi-Arch: same
