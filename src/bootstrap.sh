@@ -12,7 +12,7 @@ pkgs=(cmake make gcc pkg-config libopenblas-pthread-dev libgsl-dev libnetcdf-dev
       libconfig-dev zlib1g-dev openmpi-bin libopenmpi-dev python3 python3-numpy python3-xarray
       python3-netcdf4 python3-matplotlib)
 if [[ "${1:-}" == "--tests" ]]; then
-  pkgs+=(python3-pytest python3-torch slurm-wlm munge)
+  pkgs+=(python3-pytest python3-torch slurm-wlm munge udunits-bin nco cdo)
 fi
 
 missing=()

@@ -19,38 +19,62 @@
 _Static_assert(sizeof(rs_store_record) == RS_STORE_RECORD_BYTES,
                "rs_store_record must be 25 unpadded 8-byte fields");
 
-#define FIELD(name, long_name, units, is_int, timing) \
-    {#name, long_name, units, offsetof(rs_store_record, name), is_int, timing}
+/* status.h's codes a record can hold: a trial's outcome, or (< 0) why it could not run */
+static const long long STATUS_VALUES[] = {RS_OK, RS_S_DIVERGED, RS_S_FIT_FAILED,
+                                          RS_S_COLLAPSED, RS_E_NOMEM, RS_E_INVALID, RS_E_ODE,
+                                          RS_E_IO, RS_E_PARSE, RS_E_NOTFOUND, RS_E_NETCDF};
+static const char STATUS_MEANINGS[] =
+    "ok diverged fit_failed ode_collapsed error_out_of_memory error_invalid_argument "
+    "error_ode_failed error_io error_parse error_not_found error_netcdf";
+static const long long BOOL_VALUES[] = {0, 1};
+
+#define FIELD(name, long_name, units, comment, is_int, timing) \
+    {#name, long_name, units, comment, offsetof(rs_store_record, name), is_int, timing, 0, NULL, NULL}
+#define FLAGS(name, long_name, comment, values, meanings)                                   \
+    {#name, long_name, "1", comment, offsetof(rs_store_record, name), 1, 0,                 \
+     (int)(sizeof values / sizeof *values), values, meanings}
+#define RATE_COMMENT " per epoch (one full-batch gradient step): units 1 stand for 1/epoch, " \
+                     "which UDUNITS cannot express"
 
 static const rs_store_field fields[] = {
-    FIELD(status, "trial status: 0 ok, 1 diverged, 2 fit failed, 3 ODE collapsed (theory), "
-                  "< 0 could not run", "1", 1, 0),
-    FIELD(converged, "1 if the final loss is below converge_loss", "1", 1, 0),
-    FIELD(fit_converged, "1 if the rate fit (Eq. 49) met its tolerance", "1", 1, 0),
-    FIELD(fit_rate_at_floor, "1 if a fitted rate sits at its floor (unconstrained)", "1", 1, 0),
-    FIELD(epochs_run, "epochs recorded (theory-only: the integration horizon)", "1", 1, 0),
-    FIELD(lr, "learning rate", "1", 0, 0),
-    FIELD(dh2_initial, "dh2 = ||h(x2)-h(x1)||^2 at epoch 0", "1", 0, 0),
-    FIELD(dyhat2_initial, "dyhat2 = ||f(x2)-f(x1)||^2 (predicted output difference) at epoch 0",
-          "1", 0, 0),
-    FIELD(w_initial, "w = dyhat2 - (f(x2)-f(x1))(y2-y1) at epoch 0", "1", 0, 0),
-    FIELD(loss_initial, "loss at epoch 0", "1", 0, 0),
-    FIELD(dh2_final, "dh2 at the last epoch (theory-only: the ODE's)", "1", 0, 0),
-    FIELD(dyhat2_final, "dyhat2 at the last epoch (theory-only: the ODE's)", "1", 0, 0),
-    FIELD(w_final, "w at the last epoch (theory-only: the ODE's)", "1", 0, 0),
-    FIELD(loss_final, "loss at the last epoch", "1", 0, 0),
-    FIELD(rate_h, "encoder rate 1/tau_h per epoch (fitted, Eq. 49; theory-only: given)",
-          "1/epoch", 0, 0),
-    FIELD(rate_y, "decoder rate 1/tau_y per epoch (fitted, Eq. 49; theory-only: given)",
-          "1/epoch", 0, 0),
-    FIELD(rate_ybar, "fitted mean-output rate 1/tau_ybar per epoch (Eq. 9)", "1/epoch", 0, 0),
-    FIELD(fit_loss, "Eq. 49 sum of squared residuals of dh2, dyhat2, w", "1", 0, 0),
-    FIELD(fit_loss_rel, "fit_loss / sum of dh2^2 + dyhat2^2 + w^2", "1", 0, 0),
-    FIELD(A_high, "A_high (Eq. 11)", "1", 0, 0),
-    FIELD(A_low, "A_low (Eq. 11)", "1", 0, 0),
-    FIELD(dh2_predicted, "predicted final dh2, stable fixed point (Eq. 10)", "1", 0, 0),
-    FIELD(train_seconds, "wall time of training", "s", 0, 1),
-    FIELD(fit_seconds, "wall time of the fits", "s", 0, 1),
+    FLAGS(status, "trial status", "ode_collapsed: theory-only, dh2 reached 0; error_*: the "
+          "trial could not run", STATUS_VALUES, STATUS_MEANINGS),
+    FLAGS(converged, "converged", "the final loss is below the job's converge_loss",
+          BOOL_VALUES, "false true"),
+    FLAGS(fit_converged, "rate fit converged", "the Levenberg-Marquardt fit of the rates "
+          "(Eq. 49) met its tolerance", BOOL_VALUES, "false true"),
+    FLAGS(fit_rate_at_floor, "fitted rate at floor", "a fitted rate sits at its floor, so "
+          "the data do not constrain it", BOOL_VALUES, "false true"),
+    FIELD(epochs_run, "epochs run", "1", "gradient steps recorded; theory-only: the "
+          "integration horizon", 1, 0),
+    FIELD(lr, "learning rate", "1", NULL, 0, 0),
+    FIELD(dh2_initial, "initial dh2", "1", "dh2 = ||h(x2)-h(x1)||^2 at the observed layer, "
+          "epoch 0; theory-only: the block's initial state", 0, 0),
+    FIELD(dyhat2_initial, "initial dyhat2", "1", "dyhat2 = ||f(x2)-f(x1)||^2, the predicted "
+          "output difference (not the target gap), epoch 0", 0, 0),
+    FIELD(w_initial, "initial w", "1", "w = dyhat2 - (f(x2)-f(x1))(y2-y1), epoch 0", 0, 0),
+    FIELD(loss_initial, "initial loss", "1", "training loss at epoch 0", 0, 0),
+    FIELD(dh2_final, "final dh2", "1", "dh2 at the last epoch; theory-only: the ODE's (Eq. 7)",
+          0, 0),
+    FIELD(dyhat2_final, "final dyhat2", "1", "dyhat2 at the last epoch; theory-only: the ODE's",
+          0, 0),
+    FIELD(w_final, "final w", "1", "w at the last epoch; theory-only: the ODE's", 0, 0),
+    FIELD(loss_final, "final loss", "1", "training loss at the last epoch", 0, 0),
+    FIELD(rate_h, "encoder rate", "1", "1/tau_h" RATE_COMMENT "; fitted (Eq. 49), "
+          "theory-only: given", 0, 0),
+    FIELD(rate_y, "decoder rate", "1", "1/tau_y" RATE_COMMENT "; fitted (Eq. 49), "
+          "theory-only: given", 0, 0),
+    FIELD(rate_ybar, "mean-output rate", "1", "1/tau_ybar" RATE_COMMENT "; fitted to the loss "
+          "(Eq. 9)", 0, 0),
+    FIELD(fit_loss, "fit loss", "1", "Eq. 49's sum of squared residuals of dh2, dyhat2, w", 0,
+          0),
+    FIELD(fit_loss_rel, "relative fit loss", "1", "fit_loss / sum of dh2^2 + dyhat2^2 + w^2",
+          0, 0),
+    FIELD(A_high, "A_high", "1", "Eq. 11 from the rates and the epoch-0 state", 0, 0),
+    FIELD(A_low, "A_low", "1", "Eq. 11 from the rates and the epoch-0 state", 0, 0),
+    FIELD(dh2_predicted, "predicted final dh2", "1", "the stable fixed point (Eq. 10)", 0, 0),
+    FIELD(train_seconds, "training time", "s", "wall time of training", 0, 1),
+    FIELD(fit_seconds, "fit time", "s", "wall time of the fits", 0, 1),
 };
 
 const rs_store_field *rs_store_fields(int *count)
@@ -117,35 +141,39 @@ static double *extras_of(rs_store_record *rec)
 
 int rs_store_extras(const rs_store_layout *l, rs_store_extra *out)
 {
-    static const struct { const char *name, *long_name, *units; rs_store_shape shape; } all[] = {
-        {"stage_rate_h", "encoder rate 1/tau_h per epoch fitted to dh2 at each stage (Eq. 49)",
-         "1/epoch", RS_STORE_PER_STAGE},
-        {"stage_rate_y", "decoder rate 1/tau_y per epoch fitted with dh2 at each stage (Eq. 49)",
-         "1/epoch", RS_STORE_PER_STAGE},
-        {"stage_fit_loss_rel", "relative Eq. 49 fit loss with dh2 at each stage", "1",
-         RS_STORE_PER_STAGE},
-        {"stage_dh2_final", "dh2 = ||h(x2)-h(x1)||^2 at each stage at the last epoch", "1",
-         RS_STORE_PER_STAGE},
-        {"stage_dh2_predicted", "predicted final dh2 at each stage, stable fixed point (Eq. 10)",
-         "1", RS_STORE_PER_STAGE},
-        {"dh2_traj", "dh2 = ||h(x2)-h(x1)||^2 at the observed layer at the recorded epochs", "1",
+    static const struct {
+        const char *name, *long_name, *units, *comment;
+        rs_store_shape shape;
+    } all[] = {
+        {"stage_rate_h", "encoder rate per stage", "1", "1/tau_h" RATE_COMMENT "; fitted to "
+         "dh2 at each stage (Eq. 49)", RS_STORE_PER_STAGE},
+        {"stage_rate_y", "decoder rate per stage", "1", "1/tau_y" RATE_COMMENT "; fitted with "
+         "dh2 at each stage (Eq. 49)", RS_STORE_PER_STAGE},
+        {"stage_fit_loss_rel", "relative fit loss per stage", "1", "relative Eq. 49 fit loss "
+         "with dh2 at each stage", RS_STORE_PER_STAGE},
+        {"stage_dh2_final", "final dh2 per stage", "1", "dh2 = ||h(x2)-h(x1)||^2 at each stage "
+         "at the last epoch", RS_STORE_PER_STAGE},
+        {"stage_dh2_predicted", "predicted final dh2 per stage", "1", "the stable fixed point "
+         "(Eq. 10) at each stage", RS_STORE_PER_STAGE},
+        {"dh2_traj", "dh2", "1", "dh2 = ||h(x2)-h(x1)||^2 at the observed layer at the recorded "
+         "epochs", RS_STORE_PER_EPOCH},
+        {"dyhat2_traj", "dyhat2", "1", "dyhat2 = ||f(x2)-f(x1)||^2 (predicted output "
+         "difference, not the target gap) at the recorded epochs", RS_STORE_PER_EPOCH},
+        {"w_traj", "w", "1", "w = dyhat2 - (f(x2)-f(x1))(y2-y1) at the recorded epochs",
          RS_STORE_PER_EPOCH},
-        {"dyhat2_traj", "dyhat2 = ||f(x2)-f(x1)||^2 (predicted output difference, not the "
-         "target gap) at the recorded epochs", "1", RS_STORE_PER_EPOCH},
-        {"w_traj", "w = dyhat2 - (f(x2)-f(x1))(y2-y1) at the recorded epochs", "1",
+        {"loss_traj", "loss", "1", "training loss at the recorded epochs", RS_STORE_PER_EPOCH},
+        {"dh2_theory_traj", "theory dh2", "1", "dh2 of the effective theory (Eq. 7) with the "
+         "trial's fitted rates from its measured epoch-0 state; missing where there was no "
+         "fit", RS_STORE_PER_EPOCH},
+        {"dyhat2_theory_traj", "theory dyhat2", "1", "dyhat2 (predicted output difference) of "
+         "the effective theory (Eq. 7) with the fitted rates; missing where there was no fit",
          RS_STORE_PER_EPOCH},
-        {"loss_traj", "training loss at the recorded epochs", "1", RS_STORE_PER_EPOCH},
-        {"dh2_theory_traj", "dh2 of the effective theory (Eq. 7) with the trial's fitted rates "
-         "from its measured epoch-0 state, at the recorded epochs (NaN: no fit)", "1",
+        {"w_theory_traj", "theory w", "1", "w of the effective theory (Eq. 7) with the fitted "
+         "rates; missing where there was no fit", RS_STORE_PER_EPOCH},
+        {"loss_theory_traj", "theory loss", "1", "loss of the effective theory (Eq. 9) with "
+         "the fitted rates and 1/tau_ybar; missing where there was no fit",
          RS_STORE_PER_EPOCH},
-        {"dyhat2_theory_traj", "dyhat2 (predicted output difference) of the effective theory "
-         "(Eq. 7) with the fitted rates, at the recorded epochs (NaN: no fit)", "1",
-         RS_STORE_PER_EPOCH},
-        {"w_theory_traj", "w of the effective theory (Eq. 7) with the fitted rates, at the "
-         "recorded epochs (NaN: no fit)", "1", RS_STORE_PER_EPOCH},
-        {"loss_theory_traj", "loss of the effective theory (Eq. 9) with the fitted rates and "
-         "1/tau_ybar, at the recorded epochs (NaN: no fit)", "1", RS_STORE_PER_EPOCH},
-        {"dh2_stage_traj", "dh2 at each stage at the recorded epochs", "1",
+        {"dh2_stage_traj", "dh2 per stage", "1", "dh2 at each stage at the recorded epochs",
          RS_STORE_PER_EPOCH_STAGE},
     };
     size_t counts[3] = {(size_t)l->n_stages, (size_t)l->n_epochs,
@@ -156,8 +184,8 @@ int rs_store_extras(const rs_store_layout *l, rs_store_extra *out)
         size_t count = counts[all[i].shape];
         if (count == 0)
             continue;
-        out[n] = (rs_store_extra){all[i].name, all[i].long_name, all[i].units, all[i].shape,
-                                  offset, count};
+        out[n] = (rs_store_extra){all[i].name, all[i].long_name, all[i].units, all[i].comment,
+                                  all[i].shape, offset, count};
         offset += count;
         n++;
     }

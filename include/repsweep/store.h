@@ -51,15 +51,28 @@ typedef struct {
 
 #define RS_STORE_RECORD_BYTES 200
 
-/* One field of rs_store_record, for writers that treat them uniformly. */
+/* The record schema: one field of rs_store_record, for writers that treat them uniformly
+ * (the results file's per-trial variables, the single-trial file's scalars). netCDF
+ * attributes follow CF-1.8: a short long_name, the explanation in comment, units UDUNITS-2
+ * parses ("1" for the rates, whose per-epoch meaning the comment states: UDUNITS has no
+ * epoch), flag_values/flag_meanings for the codes. A double field can be missing (NaN in
+ * the record): the writer stores its _FillValue (RS_STORE_FILL_DOUBLE) there. */
 typedef struct {
     const char *name;          /* the netCDF variable name */
-    const char *long_name;     /* CF long_name */
-    const char *units;         /* CF units */
+    const char *long_name;     /* CF long_name (a few words) */
+    const char *units;         /* CF units (UDUNITS-2) */
+    const char *comment;       /* CF comment: what it means, its equation */
     size_t offset;             /* offsetof(rs_store_record, ...) */
     int is_int;                /* int64_t (1) or double (0) */
     int is_timing;             /* wall times: differ between runs of the same trial */
+    int n_flags;               /* 0, or the codes below (CF flag_values / flag_meanings) */
+    const long long *flag_values;
+    const char *flag_meanings; /* blank-separated, one word per value */
 } rs_store_field;
+
+/* The _FillValue of every double a results or trial file holds (netCDF's default fill for
+ * doubles: NCO and CDO skip it; NaN as a fill value they do not). */
+#define RS_STORE_FILL_DOUBLE 9.9692099683868690e+36
 
 /* The fields after `index`, in struct order; *count receives their number. */
 const rs_store_field *rs_store_fields(int *count);
@@ -99,7 +112,7 @@ typedef enum { RS_STORE_PER_STAGE, RS_STORE_PER_EPOCH, RS_STORE_PER_EPOCH_STAGE 
 
 /* One array of the extras, for writers that treat them uniformly. */
 typedef struct {
-    const char *name, *long_name, *units;
+    const char *name, *long_name, *units, *comment;
     rs_store_shape shape;
     size_t offset;          /* in doubles from the start of the extras */
     size_t count;           /* doubles */
