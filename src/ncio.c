@@ -8,7 +8,9 @@
 #include <math.h>
 #include <cblas.h> /* openblas_get_config, for provenance */
 #include <gsl/gsl_version.h>
+#include <hdf5.h> /* H5Eset_auto2 only: see quiet_hdf5 */
 #include <netcdf.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,18 +27,53 @@
 #define REPSWEEP_VERSION "unknown"
 #endif
 
-/* Every netCDF call goes through NC(): on failure, record where and why, and jump out. */
+/* Every netCDF call goes through NC(): on failure, record where and why (netCDF says "HDF
+ * error" for a failed write: the system's reason, e.g. "No space left on device", is errno),
+ * and jump out. */
 #define NC(call)                                                                           \
     do {                                                                                   \
+        errno = 0;                                                                         \
         int nc_status_ = (call);                                                           \
         if (nc_status_ != NC_NOERR) {                                                      \
             if (err && err_len)                                                            \
-                snprintf(err, err_len, "%s: netCDF: %s (%s)", path, nc_strerror(nc_status_), \
-                         #call);                                                           \
+                nc_message(err, err_len, path, nc_status_, #call);                         \
             status = RS_E_NETCDF;                                                          \
             goto done;                                                                     \
         }                                                                                  \
     } while (0)
+
+/* "PATH: netCDF: WHY (WHAT)"; when a system call below failed, its reason first: "PATH: No
+ * space left on device (netCDF: WHY, WHAT)" (netCDF reports a full disk as "HDF error", or
+ * as "Permission denied" when creating). */
+static void nc_message(char *err, size_t len, const char *path, int st, const char *what)
+{
+    int sys = errno;
+    if (sys)
+        snprintf(err, len, "%s: %s (%s, in %s)", path, strerror(sys), nc_strerror(st), what);
+    else
+        snprintf(err, len, "%s: netCDF: %s (%s)", path, nc_strerror(st), what);
+}
+
+/* Before HDF5 starts (pthread_once): no closing of open files at exit. A close that fails
+ * (a full disk) leaves its file open inside netCDF and HDF5 (netCDF keeps it, and aborting
+ * it then crashes), and HDF5's exit handler would crash closing it again; the file is our
+ * temporary one, removed already. */
+static void hdf5_no_atexit(void)
+{
+    H5dont_atexit();
+}
+
+/* netCDF turns HDF5's printing of its error stacks off, but HDF5 (Debian's is thread-safe)
+ * keeps that setting per thread, and only for the thread that first used netCDF: a write from
+ * another thread (repsweep run's background checkpoints) that fails, e.g. on a full disk,
+ * would print dozens of HDF5-DIAG lines beside our one message. Every entry point that
+ * writes calls this first. */
+static void quiet_hdf5(void)
+{
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, hdf5_no_atexit);
+    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+}
 
 /* O_EXCL: a file this creates is known to be ours to remove (a symlink, even a dangling one,
  * is never followed or replaced); O_NONBLOCK: a FIFO must not block the check. An existing
@@ -224,10 +261,12 @@ static int close_nc(int nc, const char *path, int status, char *err, size_t err_
 {
     if (nc < 0)
         return status;
+    errno = 0;
     int st = nc_close(nc);
-    if (st != NC_NOERR && status == RS_OK) {
-        snprintf(err, err_len, "%s: netCDF: %s (closing)", path, nc_strerror(st));
-        return RS_E_NETCDF;
+    if (st != NC_NOERR) {
+        if (status == RS_OK)
+            nc_message(err, err_len, path, st, "closing");
+        return status == RS_OK ? RS_E_NETCDF : status; /* the file stays open: quiet_hdf5 */
     }
     return status;
 }
@@ -257,6 +296,7 @@ int rs_ncio_write_trial(const char *path, const rs_trial_spec *s, const rs_traje
                         const rs_trial_result *r, const char *command_line, char *err,
                         size_t err_len)
 {
+    quiet_hdf5();
     static const char *const names[T_N] = {"dh2", "dyhat2", "w", "loss", "yhat_mean",
                                            "dh2_theory", "dyhat2_theory", "w_theory",
                                            "loss_theory"};
@@ -398,12 +438,6 @@ done:
 }
 
 /* --- a sweep's results file --- */
-
-static int by_index(const void *a, const void *b)
-{
-    uint64_t x = ((const rs_store_record *)a)->index, y = ((const rs_store_record *)b)->index;
-    return (x > y) - (x < y);
-}
 
 /* The job's architecture table (rs_grid_arch_trials: names in grid order, "theory" for the
  * theory-only blocks): the `arch` variable holds an index into it, so that CDO and
@@ -798,26 +832,59 @@ static int put_times(int nc, int64_t created, int64_t updated)
     return st;
 }
 
-/* Trials written per batch: bounds the writer's buffers. */
+/* Bytes of records read and written per batch: with the coordinates and one variable's
+ * column (write_batch's buf), the writer's memory, whatever the trial count. */
 enum { SWEEP_BATCH_BYTES = 8 << 20 };
 
-static int write_sweep_file(const char *path, const rs_grid *grid, const rs_store_layout *l,
-                            const void *recs, size_t n, const rs_ncio_sweep_info *info,
-                            char *err, size_t err_len)
+/* Trials per batch: about SWEEP_BATCH_BYTES of records, a multiple of the trajectory
+ * variables' chunk (trials_per_chunk) when one fits, so that each batch fills whole chunks. */
+static size_t sweep_batch(size_t n, const rs_store_layout *l)
+{
+    size_t rec = rs_store_record_bytes(l), batch = SWEEP_BATCH_BYTES / rec, per_chunk = 0;
+    rs_store_extra ex[RS_STORE_EXTRAS_MAX];
+    int n_ex = rs_store_extras(l, ex);
+    for (int i = 0; i < n_ex; i++) {
+        size_t k = trials_per_chunk(n, ex[i].count);
+        per_chunk = k > per_chunk ? k : per_chunk;
+    }
+    if (per_chunk > 0 && batch >= per_chunk)
+        batch -= batch % per_chunk;
+    batch = batch < 1 ? 1 : batch;
+    return batch < n ? batch : (n ? n : 1);
+}
+
+size_t rs_ncio_sweep_writer_bytes(const rs_store_layout *l)
+{
+    /* a batch of records, write_batch's column buffer and coordinates (7 arrays of at most
+     * 8 bytes), and per variable over trial the chunk being filled (HDF5's cache: about
+     * 64 Ki values) */
+    int n_fields;
+    rs_store_extra ex[RS_STORE_EXTRAS_MAX];
+    rs_store_fields(&n_fields);
+    size_t batch = sweep_batch(SIZE_MAX / 2, l), vars = 7 + (size_t)n_fields +
+                                                        (size_t)rs_store_extras(l, ex);
+    return batch * (rs_store_record_bytes(l) + (1 + rs_store_layout_doubles(l) + 7) *
+                    sizeof(double)) + vars * ((size_t)1 << 16) * sizeof(double);
+}
+
+static int write_sweep_file(const char *path, const rs_grid *grid, rs_store_snapshot *snap,
+                            const rs_ncio_sweep_info *info, char *err, size_t err_len)
 {
     int status = RS_OK, nc = -1;
     sweep_vars v;
     arch_table archs;
     sweep_coords c;
     char hash[32];
+    const rs_store_layout *l = rs_store_snapshot_layout(snap);
+    size_t n = rs_store_snapshot_count(snap), batch = sweep_batch(n, l);
     long long total = (long long)rs_grid_count(grid), done = (long long)n;
-    size_t per_trial = 1 + rs_store_layout_doubles(l), batch = SWEEP_BATCH_BYTES /
-                                                               (per_trial * sizeof(double));
-    batch = batch < 1 ? 1 : batch > n ? (n ? n : 1) : batch;
+    size_t per_trial = 1 + rs_store_layout_doubles(l);
     double *buf = malloc(batch * per_trial * sizeof *buf);
+    void *recs = malloc(batch * rs_store_record_bytes(l));
     memset(&c, 0, sizeof c);
-    int st_table = arch_table_of(grid, &info->shard, &archs);
-    if (!buf || st_table != RS_OK || coords_alloc(&c, batch) != RS_OK) {
+    memset(&archs, 0, sizeof archs);
+    if (!buf || !recs || arch_table_of(grid, &info->shard, &archs) != RS_OK ||
+        coords_alloc(&c, batch) != RS_OK) {
         status = RS_E_NOMEM;
         goto done;
     }
@@ -848,18 +915,20 @@ static int write_sweep_file(const char *path, const rs_grid *grid, const rs_stor
         goto done;
     NC(nc_enddef(nc));
     NC(put_stage_epoch(nc, l, &v));
+    /* the records in grid order, a batch at a time, straight from the journal */
     for (size_t first = 0; first < n; first += batch) {
         size_t m = n - first < batch ? n - first : batch;
-        const void *at = rs_store_record_at(recs, l, first);
-        if ((status = coords_fill(grid, &archs, l, at, m, &c)) != RS_OK)
+        if ((status = rs_store_snapshot_read(snap, first, m, recs, err, err_len)) != RS_OK ||
+            (status = coords_fill(grid, &archs, l, recs, m, &c)) != RS_OK)
             goto done;
-        NC(write_batch(nc, l, &v, first, at, m, &c, buf));
+        NC(write_batch(nc, l, &v, first, recs, m, &c, buf));
     }
 done:
     status = close_nc(nc, path, status, err, err_len);
     coords_free(&c);
     arch_table_free(&archs);
     free(buf);
+    free(recs);
     return status;
 }
 
@@ -894,25 +963,17 @@ static int replace_with(const char *tmp, const char *path, int status, char *err
     return RS_OK;
 }
 
-int rs_ncio_write_sweep(const char *path, const rs_grid *grid, const void *recs, size_t n,
+int rs_ncio_write_sweep(const char *path, const rs_grid *grid, rs_store_snapshot *snap,
                         const rs_ncio_sweep_info *info, char *err, size_t err_len)
 {
+    quiet_hdf5();
     char tmp[4096];
+    if (err_len)
+        err[0] = 0;
     if (tmp_path(path, tmp, err, err_len) != RS_OK)
         return RS_E_INVALID;
-    /* sorted by grid index, so the file does not depend on rank count or finishing order */
-    rs_store_layout l;
-    rs_store_layout_of(grid, &l);
-    size_t rec_bytes = rs_store_record_bytes(&l);
-    void *sorted = malloc((n ? n : 1) * rec_bytes);
-    if (!sorted)
-        return RS_E_NOMEM;
-    if (n)
-        memcpy(sorted, recs, n * rec_bytes);
-    qsort(sorted, n, rec_bytes, by_index); /* a record starts with its index */
-    int status = write_sweep_file(tmp, grid, &l, sorted, n, info, err, err_len);
-    free(sorted);
-    if (status == RS_E_NOMEM || status == RS_E_INVALID)
+    int status = write_sweep_file(tmp, grid, snap, info, err, err_len);
+    if (status == RS_E_NOMEM || (status == RS_E_INVALID && !*err))
         snprintf(err, err_len, "%s: %s while writing the results", path, rs_strerror(status));
     return replace_with(tmp, path, status, err, err_len);
 }
@@ -1563,6 +1624,7 @@ int rs_ncio_merge_sweeps(const char *out, rs_ncio_merge_input *in, size_t n,
                          const char *command_line, uint64_t *grid_trials, char *err,
                          size_t err_len)
 {
+    quiet_hdf5();
     char tmp[4096];
     merge_row *rows = NULL;
     size_t total = 0;

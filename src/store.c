@@ -1,5 +1,5 @@
 /* store.c — trial records and the append-only journal (see store.h). */
-#define _DEFAULT_SOURCE /* flock, fsync, ftruncate */
+#define _DEFAULT_SOURCE /* flock, fsync, ftruncate, pread */
 #include "repsweep/store.h"
 
 #include <errno.h>
@@ -314,6 +314,14 @@ uint64_t rs_store_hash_text(const char *text)
 /* on disk a record (rs_store_record_bytes) is followed by its CRC-32 */
 static const char MAGIC[8] = {'R', 'S', 'J', 'R', 'N', 'L', '\r', '\n'};
 
+/* Where a stored record is: its trial and its slot (offset HEADER_BYTES + slot x (record
+ * bytes + 4)). 16 bytes per finished trial are all the store keeps of a record. */
+typedef struct {
+    uint64_t index, slot;
+} store_entry;
+
+_Static_assert(sizeof(store_entry) == RS_STORE_ENTRY_BYTES, "store.h states the entry size");
+
 struct rs_store {
     int fd;
     char *path;
@@ -324,8 +332,10 @@ struct rs_store {
     rs_store_layout layout;
     size_t rec_bytes;           /* rs_store_record_bytes(&layout) */
     unsigned char *done_bits;   /* one bit per grid index */
-    unsigned char *recs;        /* n_recs records, rec_bytes apart */
-    size_t n_recs, cap_recs;
+    uint64_t failures;          /* stored records whose status is not RS_OK */
+    uint64_t slots;             /* record slots in the file (damaged ones included) */
+    store_entry *entries;       /* per stored record, in journal order: n_entries */
+    size_t n_entries, cap_entries;
 };
 
 /* A header's fields. */
@@ -487,18 +497,30 @@ static ssize_t read_full(int fd, void *buf, size_t n)
     return (ssize_t)got;
 }
 
-static int write_full(int fd, const void *buf, size_t n)
+/* Write all n bytes (0) or fail (-1, errno set); *written (may be NULL) receives the bytes
+ * written either way. */
+static int write_full_counted(int fd, const void *buf, size_t n, size_t *written)
 {
     size_t put = 0;
+    int st = 0;
     while (put < n) {
         ssize_t w = write(fd, (const char *)buf + put, n - put);
         if (w < 0 && errno == EINTR)
             continue;
-        if (w < 0)
-            return -1;
+        if (w < 0) {
+            st = -1;
+            break;
+        }
         put += (size_t)w;
     }
-    return 0;
+    if (written)
+        *written = put;
+    return st;
+}
+
+static int write_full(int fd, const void *buf, size_t n)
+{
+    return write_full_counted(fd, buf, n, NULL);
 }
 
 int rs_store_sync_path(const char *path, int dir)
@@ -523,20 +545,22 @@ int rs_store_sync_path(const char *path, int dir)
     return st;
 }
 
-static int mark_done(rs_store *s, const void *rec)
+/* Note a record stored in `slot`: its entry, its done bit, the counts. */
+static int mark_done(rs_store *s, const void *rec, uint64_t slot)
 {
-    if (s->n_recs == s->cap_recs) {
-        size_t cap = s->cap_recs ? 2 * s->cap_recs : 1024;
-        unsigned char *p = realloc(s->recs, cap * s->rec_bytes);
+    if (s->n_entries == s->cap_entries) {
+        size_t cap = s->cap_entries ? 2 * s->cap_entries : 1024;
+        store_entry *p = realloc(s->entries, cap * sizeof *p);
         if (!p)
             return RS_E_NOMEM;
-        s->recs = p;
-        s->cap_recs = cap;
+        s->entries = p;
+        s->cap_entries = cap;
     }
-    memcpy(s->recs + s->n_recs++ * s->rec_bytes, rec, s->rec_bytes);
-    uint64_t index = ((const rs_store_record *)rec)->index;
-    s->done_bits[index / 8] |= (unsigned char)(1u << (index % 8));
+    const rs_store_record *r = rec;
+    s->entries[s->n_entries++] = (store_entry){r->index, slot};
+    s->done_bits[r->index / 8] |= (unsigned char)(1u << (r->index % 8));
     s->done++;
+    s->failures += r->status != RS_OK;
     return RS_OK;
 }
 
@@ -577,7 +601,7 @@ static int read_records(rs_store *s, char *err, size_t len)
             bad_since_good++;
             continue;
         }
-        if (mark_done(s, slot) != RS_OK) {
+        if (mark_done(s, slot, (uint64_t)(at - HEADER_BYTES) / slot_bytes) != RS_OK) {
             free(slot);
             return RS_E_NOMEM;
         }
@@ -586,6 +610,7 @@ static int read_records(rs_store *s, char *err, size_t len)
         good_end = at + (off_t)slot_bytes;
     }
     free(slot);
+    s->slots = (uint64_t)(good_end - HEADER_BYTES) / slot_bytes;
     struct stat st;
     if (fstat(s->fd, &st) != 0) {
         snprintf(err, len, "%s: cannot stat: %s", s->path, strerror(errno));
@@ -704,9 +729,21 @@ void rs_store_close(rs_store **store)
         close(s->fd); /* releases the lock */
     free(s->path);
     free(s->done_bits);
-    free(s->recs);
+    free(s->entries);
     free(s);
     *store = NULL;
+}
+
+/* After a failed append (a full disk): keep the k slots written whole if they can be made
+ * durable, drop the partial one after them (truncating frees its space), and put the file
+ * offset at the new end. Returns the slots kept (0 if even that fails: the next open finds
+ * whatever is intact anyway). */
+static size_t keep_complete_slots(rs_store *s, size_t k)
+{
+    off_t end = HEADER_BYTES + (off_t)((s->slots + k) * (s->rec_bytes + 4));
+    if (ftruncate(s->fd, end) != 0 || fsync(s->fd) != 0 || lseek(s->fd, end, SEEK_SET) < 0)
+        return 0;
+    return k;
 }
 
 int rs_store_append(rs_store *s, const void *recs, size_t n, char *err, size_t len)
@@ -734,16 +771,22 @@ int rs_store_append(rs_store *s, const void *recs, size_t n, char *err, size_t l
         uint32_t crc = crc_of(slot, s->rec_bytes);
         memcpy(slot + s->rec_bytes, &crc, 4);
     }
-    int bad = write_full(s->fd, buf, n * slot_bytes) != 0 || fsync(s->fd) != 0;
+    size_t written = 0;
+    int bad = write_full_counted(s->fd, buf, n * slot_bytes, &written) != 0 ||
+              fsync(s->fd) != 0;
     free(buf);
+    size_t stored = n;
     if (bad) {
-        snprintf(err, len, "%s: cannot append: %s", s->path, strerror(errno));
-        return RS_E_IO;
+        int reason = errno;
+        stored = keep_complete_slots(s, written / slot_bytes);
+        snprintf(err, len, "%s: cannot append: %s (%zu of the %zu records of this batch kept)",
+                 s->path, strerror(reason), stored, n);
     }
-    for (size_t i = 0; i < n; i++)
-        if (mark_done(s, rs_store_record_at(recs, &s->layout, i)) != RS_OK)
+    for (size_t i = 0; i < stored; i++)
+        if (mark_done(s, rs_store_record_at(recs, &s->layout, i), s->slots + i) != RS_OK)
             return RS_E_NOMEM;
-    return RS_OK;
+    s->slots += stored;
+    return bad ? RS_E_IO : RS_OK;
 }
 
 int rs_store_is_done(const rs_store *s, uint64_t index)
@@ -757,10 +800,125 @@ uint64_t rs_store_dropped_bytes(const rs_store *s) { return s->dropped; }
 uint64_t rs_store_damaged_records(const rs_store *s) { return s->damaged; }
 int64_t rs_store_created(const rs_store *s) { return s->created; }
 
-const void *rs_store_records(const rs_store *s, size_t *n)
+uint64_t rs_store_failed_count(const rs_store *s) { return s->failures; }
+
+/* --- snapshots: the stored records, streamed back in grid order --- */
+
+struct rs_store_snapshot {
+    int fd;                     /* the journal, opened read-only for the snapshot */
+    char *path;
+    rs_store_layout layout;
+    size_t rec_bytes, n, sorted;
+    store_entry *entries;       /* n, sorted by grid index on the first read */
+    unsigned char *slots;       /* scratch: SNAPSHOT_RUN slots */
+};
+
+enum { SNAPSHOT_RUN = 256 }; /* slots read by one pread at most */
+
+static int by_entry_index(const void *a, const void *b)
 {
-    *n = s->n_recs;
-    return s->recs;
+    uint64_t x = ((const store_entry *)a)->index, y = ((const store_entry *)b)->index;
+    return (x > y) - (x < y);
+}
+
+int rs_store_snapshot_take(const rs_store *s, rs_store_snapshot **out, char *err, size_t len)
+{
+    rs_store_snapshot *snap = calloc(1, sizeof *snap);
+    *out = NULL;
+    if (!snap)
+        return RS_E_NOMEM;
+    snap->fd = -1;
+    snap->layout = s->layout;
+    snap->rec_bytes = s->rec_bytes;
+    snap->n = s->n_entries;
+    snap->path = strdup(s->path);
+    snap->entries = malloc((snap->n ? snap->n : 1) * sizeof *snap->entries);
+    snap->slots = malloc(SNAPSHOT_RUN * (s->rec_bytes + 4));
+    if (!snap->path || !snap->entries || !snap->slots) {
+        rs_store_snapshot_free(&snap);
+        return RS_E_NOMEM;
+    }
+    memcpy(snap->entries, s->entries, snap->n * sizeof *snap->entries);
+    if ((snap->fd = open(s->path, O_RDONLY)) < 0) {
+        snprintf(err, len, "cannot open %s: %s", s->path, strerror(errno));
+        rs_store_snapshot_free(&snap);
+        return RS_E_IO;
+    }
+    *out = snap;
+    return RS_OK;
+}
+
+size_t rs_store_snapshot_count(const rs_store_snapshot *snap) { return snap->n; }
+
+const rs_store_layout *rs_store_snapshot_layout(const rs_store_snapshot *snap)
+{
+    return &snap->layout;
+}
+
+int rs_store_snapshot_read(rs_store_snapshot *snap, size_t first, size_t n, void *recs,
+                           char *err, size_t len)
+{
+    size_t slot_bytes = snap->rec_bytes + 4;
+    if (!snap->sorted) {
+        qsort(snap->entries, snap->n, sizeof *snap->entries, by_entry_index);
+        snap->sorted = 1;
+    }
+    if (first > snap->n || n > snap->n - first) {
+        snprintf(err, len, "%s: records %zu..%zu of a snapshot of %zu", snap->path, first,
+                 first + n, snap->n);
+        return RS_E_INVALID;
+    }
+    for (size_t i = 0; i < n;) {
+        /* a run of consecutive slots (a one-rank sweep stores most trials in grid order)
+         * is one read */
+        const store_entry *e = &snap->entries[first + i];
+        size_t run = 1;
+        while (i + run < n && run < SNAPSHOT_RUN && e[run].slot == e[0].slot + run)
+            run++;
+        off_t at = HEADER_BYTES + (off_t)(e[0].slot * slot_bytes);
+        size_t want = run * slot_bytes, got = 0;
+        while (got < want) {
+            ssize_t r = pread(snap->fd, snap->slots + got, want - got, at + (off_t)got);
+            if (r < 0 && errno == EINTR)
+                continue;
+            if (r <= 0) {
+                snprintf(err, len, "%s: cannot read: %s", snap->path,
+                         r < 0 ? strerror(errno) : "the journal is shorter than its records");
+                return RS_E_IO;
+            }
+            got += (size_t)r;
+        }
+        for (size_t k = 0; k < run; k++) {
+            const unsigned char *slot = snap->slots + k * slot_bytes;
+            uint32_t crc;
+            uint64_t index;
+            memcpy(&crc, slot + snap->rec_bytes, 4);
+            memcpy(&index, slot, 8);
+            if (crc != crc_of(slot, snap->rec_bytes) || index != e[k].index) {
+                snprintf(err, len, "%s: the record of trial %llu changed on disk since it was "
+                         "stored (slot %llu): rerun to recheck the journal", snap->path,
+                         (unsigned long long)e[k].index, (unsigned long long)e[k].slot);
+                return RS_E_IO;
+            }
+            memcpy((unsigned char *)recs + (i + k) * snap->rec_bytes, slot, snap->rec_bytes);
+        }
+        i += run;
+    }
+    return RS_OK;
+}
+
+void rs_store_snapshot_free(rs_store_snapshot **snap)
+{
+    rs_store_snapshot *s = *snap;
+    if (!s)
+        return;
+    if (s->fd >= 0)
+        close(s->fd);
+    free(s->path);
+    free(s->entries);
+    free(s->slots);
+    free(s);
+    *snap = NULL;
 }
 
 const rs_store_layout *rs_store_layout_get(const rs_store *s) { return &s->layout; }

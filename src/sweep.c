@@ -3,6 +3,7 @@
 #include "repsweep/sweep.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -119,6 +120,8 @@ typedef struct {
     double cost;
 } pending_trial;
 
+_Static_assert(sizeof(pending_trial) == RS_SWEEP_PLAN_BYTES, "sweep.h states the plan's size");
+
 typedef struct {
     pending_trial *todo;
     size_t n, next;          /* todo[next..n) not yet handed out */
@@ -182,6 +185,7 @@ typedef struct {
     rs_sweep_progress prog;
     double start, next_progress, next_checkpoint;
     int stopping, status;
+    char error[512];            /* why the store failed (status) */
 } master;
 
 static void master_init(master *m, const rs_grid *grid, rs_store *store,
@@ -198,21 +202,17 @@ static void master_init(master *m, const rs_grid *grid, rs_store *store,
     m->prog.done = rs_store_done_count(store);
     m->prog.cost_todo = p->cost_todo;
     m->prog.ranks = ranks;
-    size_t n;
-    const void *r = rs_store_records(store, &n);
-    for (size_t i = 0; i < n; i++)
-        m->prog.failures += rs_store_record_at(r, rs_store_layout_get(store), i)->status != RS_OK;
+    m->prog.failures = rs_store_failed_count(store);
     m->status = RS_OK;
 }
 
 /* Store finished records; a failed append stops the sweep with that status. */
 static void master_store(master *m, const void *recs, size_t n, double cost)
 {
-    char err[512];
     m->prog.cost_done += cost;
     if (n == 0 || m->status != RS_OK)
         return;
-    int st = rs_store_append(m->store, recs, n, err, sizeof err);
+    int st = rs_store_append(m->store, recs, n, m->error, sizeof m->error);
     if (st != RS_OK) {
         m->status = st;
         m->stopping = 1;
@@ -239,11 +239,9 @@ static void master_tick(master *m)
     }
     if (o->checkpoint && o->checkpoint_seconds > 0 && now >= m->next_checkpoint &&
         m->status == RS_OK) {
-        int st = o->checkpoint(m->store, o->ctx);
-        if (st != RS_OK) {
-            m->status = st;
-            m->stopping = 1;
-        }
+        /* the journal holds every finished trial: a failed checkpoint is the callback's to
+         * report, never a reason to stop */
+        o->checkpoint(m->store, o->ctx);
         m->next_checkpoint = seconds_now() + o->checkpoint_seconds;
     }
 }
@@ -477,6 +475,8 @@ int rs_sweep_run(MPI_Comm comm, const rs_grid *grid, rs_store *store,
     else if (master_many(&m, &p, ranks, buf, buf_bytes, comm) != RS_OK)
         MPI_Abort(comm, 1);
     report->computed = m.prog.done_here;
+    if (m.status != RS_OK)
+        snprintf(report->error, sizeof report->error, "%s", m.error);
     /* a trial not in the store now was abandoned or never handed out */
     report->interrupted = rs_store_done_count(store) < rs_store_expected_count(store);
     gather_busy(comm, rank, ranks, busy, seconds_now() - started, report);

@@ -14,10 +14,12 @@
  * only leave a partial or unchecked record at the end; opening truncates the file there, so
  * every record before it survives. A trial index is never appended twice (the store keeps a
  * bitmap of finished indices), nor one outside the journal's shard (grid.h; {0, 1} when not
- * sharded). One process holds a journal at a time (flock).
+ * sharded). One process holds a journal at a time (flock). The store's memory is bounded by
+ * the grid, not by the records: the bitmap, and 16 bytes per stored trial (its index and
+ * journal slot); records are read back from the journal (rs_store_snapshot).
  * Records are native byte order and layout: a journal is read on the kind of machine that
  * wrote it (the header's byte-order mark refuses others).
- * Never: runs trials, talks MPI, writes netCDF (ncio.h does, from rs_store_records). */
+ * Never: runs trials, talks MPI, writes netCDF (ncio.h does, from a snapshot). */
 #ifndef REPSWEEP_STORE_H
 #define REPSWEEP_STORE_H
 
@@ -158,10 +160,12 @@ int rs_store_open(const char *path, const char *job_name, uint64_t job_hash,
 /* Close and free; *store becomes NULL (safe on NULL). */
 void rs_store_close(rs_store **store);
 
-/* Append n records (rs_store_record_bytes apart), then fsync: after RS_OK they survive a kill or power loss. A record
- * whose index is outside the grid or already stored is refused (RS_E_INVALID) before
- * anything is written. RS_E_IO if the write or fsync failed (the next open drops any
- * partial record). */
+/* Append n records (rs_store_record_bytes apart), then fsync: after RS_OK they survive a kill
+ * or power loss. A record whose index is outside the grid or already stored is refused
+ * (RS_E_INVALID) before anything is written. RS_E_IO if the write or fsync failed (err: the
+ * journal, the system's reason, the records kept): the records written whole before the
+ * failure (a full disk) are kept and count as stored if they can be fsync'ed, a partial one
+ * after them is truncated (else the next open drops it). */
 int rs_store_append(rs_store *store, const void *recs, size_t n, char *err, size_t err_len);
 
 int rs_store_is_done(const rs_store *store, uint64_t index);
@@ -170,10 +174,37 @@ const rs_grid_shard *rs_store_shard(const rs_store *store);
 uint64_t rs_store_expected_count(const rs_store *store);
 uint64_t rs_store_done_count(const rs_store *store);
 uint64_t rs_store_trial_count(const rs_store *store);
-/* The stored records, in journal order, rs_store_record_bytes apart (rs_store_record_at;
- * valid until the next append). */
-const void *rs_store_records(const rs_store *store, size_t *n);
+/* Stored records whose status is not RS_OK. */
+uint64_t rs_store_failed_count(const rs_store *store);
 const rs_store_layout *rs_store_layout_get(const rs_store *store);
+
+/* A snapshot of the stored records, to stream them back in grid-index order with bounded
+ * memory. The store keeps no record in memory, only 16 bytes per stored trial (its index and
+ * its slot in the journal); a snapshot copies those of the records stored so far and opens
+ * the journal read-only, so it is independent of the store: another thread may read it
+ * (pread: no shared file offset) while the store appends, and it outlives rs_store_close.
+ * The journal's records are append-only and fsync'ed before they count, so a snapshot's
+ * records never change under it (a record that did fails its CRC: RS_E_IO). */
+typedef struct rs_store_snapshot rs_store_snapshot;
+
+/* What the store keeps per stored trial, and a snapshot copies (bytes). */
+#define RS_STORE_ENTRY_BYTES 16
+
+/* The records stored so far. RS_E_NOMEM, or RS_E_IO (err names the journal and the system's
+ * reason) if the journal cannot be opened. Not thread-safe against rs_store_append: call it
+ * from the thread that appends. */
+int rs_store_snapshot_take(const rs_store *store, rs_store_snapshot **snap, char *err,
+                           size_t err_len);
+size_t rs_store_snapshot_count(const rs_store_snapshot *snap);
+const rs_store_layout *rs_store_snapshot_layout(const rs_store_snapshot *snap);
+/* Records first .. first + n - 1 in grid-index order into recs (room for n records,
+ * rs_store_record_bytes apart); the first call sorts the snapshot (O(count log count)).
+ * RS_E_IO with err naming the journal when it cannot be read or a record's CRC or index no
+ * longer matches. One thread at a time per snapshot. */
+int rs_store_snapshot_read(rs_store_snapshot *snap, size_t first, size_t n, void *recs,
+                           char *err, size_t err_len);
+/* Close and free; *snap becomes NULL (safe on NULL). */
+void rs_store_snapshot_free(rs_store_snapshot **snap);
 /* Bytes dropped from the end of the journal when it was opened: whatever followed the last
  * intact record (a kill mid-append). */
 uint64_t rs_store_dropped_bytes(const rs_store *store);

@@ -43,7 +43,11 @@ typedef struct {
     double progress_seconds;     /* call `progress` this often (0: never) */
     double checkpoint_seconds;   /* call `checkpoint` this often (0: never) */
     void (*progress)(const rs_sweep_progress *p, void *ctx);
-    /* e.g. rewrite the results file from the store; a non-RS_OK return stops the sweep */
+    /* e.g. rewrite the results file from the store. Called on the scheduling (main) thread
+     * of rank 0, between messages: it must return quickly (workers wait for their next chunk
+     * meanwhile; `repsweep run` only takes a snapshot and writes it in a background thread).
+     * Its return value is ignored: the journal holds every finished trial, so a failed
+     * checkpoint never stops the sweep; the callback reports it. */
     int (*checkpoint)(const rs_store *store, void *ctx);
     void *ctx;
     volatile sig_atomic_t *stop; /* this rank's stop flag (may be NULL) */
@@ -61,17 +65,22 @@ typedef struct {
                               * seconds in rs_sweep_run (rank 0's is the sweep's; a worker's
                               * ends when it is told DONE; rank 0 computes only when alone);
                               * NULL if it could not be allocated. Free: rs_sweep_report_free */
+    char error[512];         /* when rs_sweep_run returns an error: the store's message
+                              * (names the journal and the system's reason) */
 } rs_sweep_report;
 
 /* Not collective. */
 void rs_sweep_report_free(rs_sweep_report *report);
 
+/* Bytes rank 0's schedule holds per trial still to run (its index and estimated cost). */
+#define RS_SWEEP_PLAN_BYTES 16
+
 /* Run every trial of `grid` in the store's shard (store.h, grid.h) that `store` does not
  * hold. Collective over `comm`: every rank
  * calls it with the same grid and options; `store` is used on rank 0 only (NULL elsewhere).
  * Returns RS_OK when the sweep ended (finished or interrupted: see report, filled on rank
- * 0), or an RS_E_* code on rank 0 when the store or a checkpoint failed (the sweep stops;
- * what was stored stays stored). Workers return RS_OK unless MPI fails. */
+ * 0), or an RS_E_* code on rank 0 when the store failed (an append to the journal: the
+ * sweep stops; what was stored stays stored). Workers return RS_OK unless MPI fails. */
 int rs_sweep_run(MPI_Comm comm, const rs_grid *grid, rs_store *store,
                  const rs_sweep_options *o, rs_sweep_report *report);
 
