@@ -16,7 +16,7 @@ pkgs=(cmake make gcc pkg-config libopenblas-pthread-dev libgsl-dev libnetcdf-dev
       libconfig-dev zlib1g-dev openmpi-bin libopenmpi-dev python3 python3-numpy python3-xarray
       python3-netcdf4 python3-matplotlib)
 if [[ "${1:-}" == "--tests" ]]; then
-  pkgs+=(python3-pytest python3-torch slurm-wlm munge iproute2)
+  pkgs+=(python3-pytest python3-torch slurm-wlm munge iproute2 udunits-bin nco cdo)
 fi
 if [[ "${1:-}" == "--ci-portability" ]]; then
   # amd64: clang with its OpenMP, BLIS, help2man; arm64 (multiarch) only Multi-Arch: same

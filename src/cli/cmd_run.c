@@ -5,7 +5,9 @@
 #include <getopt.h>
 #include <limits.h>
 #include <mpi.h>
+#include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -61,6 +63,8 @@ static void run_usage(FILE *out)
         "                       chunk also closes at ~2 estimated seconds of work)\n"
         "  --progress S         progress on stderr every S seconds (default 10; 0: off)\n"
         "  --save-every S       rewrite FILE.nc every S seconds (default 300; 0: only at the end)\n"
+        "                       in a background thread, at most ~2%% of the wall time; a\n"
+        "                       failed rewrite is a warning (the journal has every trial)\n"
         "  --shard I/N          run only shard I of N (0 <= I < N): the trials whose grid\n"
         "                       index k has k mod N == I, for job arrays (one run per shard,\n"
         "                       each with its own --out; `repsweep merge` joins the files).\n"
@@ -194,30 +198,135 @@ static void install_signal_handlers(void)
     sigaction(SIGUSR1, &sa, NULL);
 }
 
-/* What the master needs to (re)write FILE.nc: the checkpoint callback's context. */
+/* What the master needs to (re)write FILE.nc, and the checkpoints: the callback's context.
+ *
+ * A checkpoint never holds up the sweep. The callback (on rank 0's main thread, the only one
+ * that talks MPI) takes a snapshot of the journal (store.h: 16 bytes per stored trial, copied)
+ * and returns; a background thread writes FILE.nc from it (rs_ncio_write_sweep streams the
+ * records from the journal in bounded batches), and is the only thread using netCDF until it
+ * is joined. While one is being written the next is skipped, and after one that took d
+ * seconds the next waits at least CHECKPOINT_SPACING x d, so checkpoints take at most
+ * 1 / (CHECKPOINT_SPACING + 1) ~ 2 % of the wall time even when rank 0 also computes.
+ * A checkpoint that fails (full disk, read-only directory) is a warning naming the file and
+ * the system's reason: the journal holds every finished trial, and the sweep goes on. */
+enum { CHECKPOINT_SPACING = 49 };
+
 typedef struct {
     const char *out;
     const rs_grid *grid;
     rs_ncio_sweep_info info;
+    /* the background checkpoint */
+    pthread_t thread;
+    int running;                  /* a thread was started and not joined */
+    atomic_int finished;          /* ... and has finished */
+    rs_store_snapshot *snap;      /* what it writes */
+    double began, ended;          /* its times (seconds_now) */
+    double next_allowed;          /* no checkpoint before this */
+    double seconds;               /* spent writing checkpoints, in all */
+    unsigned long written, failed;
 } results_target;
 
+static double seconds_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
 /* A results-file write failed in this process: cmd_run then ends through
- * opt_exit_after_failed_write. Written by rank 0's main thread only. */
+ * opt_exit_after_failed_write (netCDF/HDF5 may leave a half-closed file whose exit handler
+ * crashes). Set by the final write, on rank 0's main thread. */
 static int results_write_failed = 0;
 
-static int write_results(const rs_store *store, void *ctx)
+/* FILE.nc from a snapshot; the error message goes to stderr (a warning for a checkpoint),
+ * with the file system's free space when it is nearly full. */
+static int write_snapshot(const results_target *t, rs_store_snapshot *snap, const char *what)
 {
-    const results_target *t = ctx;
     char err[1024], note[128];
-    size_t n;
-    const void *recs = rs_store_records(store, &n);
-    int st = rs_ncio_write_sweep(t->out, t->grid, recs, n, &t->info, err, sizeof err);
+    int st = rs_ncio_write_sweep(t->out, t->grid, snap, &t->info, err, sizeof err);
+    if (st != RS_OK)
+        fprintf(stderr, "repsweep run: %s%s%s\n", what, st == RS_E_NOMEM ? "out of memory "
+                "while writing the results file" : err, opt_full_disk_note(t->out, note));
+    return st;
+}
+
+static void *checkpoint_thread(void *arg)
+{
+    results_target *t = arg;
+    int st = write_snapshot(t, t->snap, "warning: checkpoint not written (the journal holds "
+                            "every finished trial; the sweep goes on): ");
+    t->failed += st != RS_OK;
+    t->written += st == RS_OK;
+    t->ended = seconds_now();
+    atomic_store(&t->finished, 1);
+    return NULL;
+}
+
+/* Wait for the background checkpoint, if one was started, and account for it. */
+static void checkpoint_join(results_target *t)
+{
+    if (!t->running)
+        return;
+    pthread_join(t->thread, NULL);
+    t->running = 0;
+    rs_store_snapshot_free(&t->snap);
+    double took = t->ended - t->began;
+    t->seconds += took;
+    t->next_allowed = t->ended + CHECKPOINT_SPACING * took;
+}
+
+/* The sweep's checkpoint callback: start a background write unless one is running or the
+ * last one was too recent. Returns at once. */
+static int checkpoint(const rs_store *store, void *ctx)
+{
+    results_target *t = ctx;
+    char err[1024];
+    if (t->running && !atomic_load(&t->finished))
+        return RS_OK;
+    checkpoint_join(t);
+    if (seconds_now() < t->next_allowed)
+        return RS_OK;
+    int st = rs_store_snapshot_take(store, &t->snap, err, sizeof err);
     if (st != RS_OK) {
-        results_write_failed = 1;
-        opt_full_disk_note(t->out, note);
-        fprintf(stderr, "repsweep run: %s%s\n", st == RS_E_NOMEM ? "out of memory while "
-                "writing the results file" : err, note);
+        fprintf(stderr, "repsweep run: warning: checkpoint not written: %s\n",
+                st == RS_E_NOMEM ? "out of memory" : err);
+        t->failed++;
+        return st;
     }
+    /* the signals stay with the main thread (the handler only sets the stop flag) */
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, &old);
+    atomic_store(&t->finished, 0);
+    t->began = seconds_now();
+    int created = pthread_create(&t->thread, NULL, checkpoint_thread, t);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (created != 0) {
+        fprintf(stderr, "repsweep run: warning: checkpoint not written: cannot start its "
+                "thread: %s\n", strerror(created));
+        rs_store_snapshot_free(&t->snap);
+        t->failed++;
+        return RS_E_NOMEM;
+    }
+    t->running = 1;
+    return RS_OK;
+}
+
+/* The final FILE.nc: after the background checkpoint, from every stored trial. */
+static int write_results(const rs_store *store, results_target *t)
+{
+    char err[1024];
+    rs_store_snapshot *snap = NULL;
+    checkpoint_join(t);
+    int st = rs_store_snapshot_take(store, &snap, err, sizeof err);
+    if (st != RS_OK) {
+        fprintf(stderr, "repsweep run: %s: %s\n", t->out, st == RS_E_NOMEM ? "out of memory"
+                : err);
+        return st;
+    }
+    st = write_snapshot(t, snap, "");
+    results_write_failed = st != RS_OK;
+    rs_store_snapshot_free(&snap);
     return st;
 }
 
@@ -333,14 +442,9 @@ static int open_output(const run_options *o, const rs_job *job, const rs_grid *g
                 (unsigned long long)rs_store_dropped_bytes(*store));
     uint64_t done = rs_store_done_count(*store), total = rs_store_expected_count(*store);
     const char *of_shard = opt_shard_note(&o->shard, note);
-    size_t n_recs;
-    const void *recs = rs_store_records(*store, &n_recs);
-    uint64_t retries = 0;
-    for (size_t i = 0; i < n_recs; i++) {
-        uint64_t index = rs_store_record_at(recs, &layout, i)->index;
-        retries += rs_store_failed_attempts(*store, index) > 0 &&
-                   rs_store_wants(*store, index, o->no_retry ? 1 : MAX_ATTEMPTS);
-    }
+    rs_store_counts counts;
+    rs_store_counts_get(*store, o->no_retry ? 1 : MAX_ATTEMPTS, &counts);
+    uint64_t retries = counts.retries;
     if (done > 0)
         fprintf(stderr, "resuming: %llu of %llu trials done%s", (unsigned long long)done,
                 (unsigned long long)total, of_shard);
@@ -387,29 +491,11 @@ static void print_busy(const rs_sweep_report *rep, const long long *peaks)
  * those that could not run. */
 static uint64_t print_failures(const rs_store *store, unsigned max_attempts)
 {
-    size_t n;
-    const void *recs = rs_store_records(store, &n);
-    const rs_store_layout *l = rs_store_layout_get(store);
-    uint64_t could_not = 0, retry = 0, diverged = 0, fit = 0, collapsed = 0, ode = 0, other = 0;
-    int64_t could_not_status = 0;
-    for (size_t i = 0; i < n; i++) {
-        const rs_store_record *r = rs_store_record_at(recs, l, i);
-        if (rs_store_could_not_run(r->status)) {
-            could_not++;
-            could_not_status = r->status;
-            retry += rs_store_wants(store, r->index, max_attempts);
-        } else if (r->status == RS_S_DIVERGED) {
-            diverged++;
-        } else if (r->status == RS_S_FIT_FAILED) {
-            fit++;
-        } else if (r->status == RS_S_COLLAPSED) {
-            collapsed++;
-        } else if (r->status == RS_E_ODE) {
-            ode++;
-        } else if (r->status != RS_OK) {
-            other++;
-        }
-    }
+    rs_store_counts c;
+    rs_store_counts_get(store, max_attempts, &c);
+    uint64_t could_not = c.could_not_run, retry = c.retries, diverged = c.diverged,
+             fit = c.fit_failed, collapsed = c.collapsed, ode = c.ode_error, other = c.other;
+    int64_t could_not_status = c.could_not_run_example;
     if (could_not + diverged + fit + collapsed + ode + other == 0)
         return 0;
     fprintf(stderr, "failures:");
@@ -442,9 +528,23 @@ static uint64_t print_failures(const rs_store *store, unsigned max_attempts)
 
 /* The master's part after the sweep: FILE.nc from the journal, and the final word. */
 static int finish(const run_options *o, const rs_store *store, results_target *target,
-                  int sweep_status, const rs_sweep_report *rep, const long long *peaks)
+                  int sweep_status, const rs_sweep_report *rep, const long long *peaks,
+                  double wall)
 {
+    checkpoint_join(target);
+    if (target->written + target->failed > 0) {
+        char failed[48] = "";
+        if (target->failed)
+            snprintf(failed, sizeof failed, ", %lu failed", target->failed);
+        fprintf(stderr, "checkpoints: %lu written%s in %.2f s of the sweep's %.1f s (%.2f%%), "
+                "in the background\n", target->written, failed, target->seconds, wall,
+                wall > 0 ? 100 * target->seconds / wall : 0.0);
+    }
+    double write_began = seconds_now();
     int wrote = write_results(store, target);
+    if (wrote == RS_OK && target->written + target->failed > 0)
+        fprintf(stderr, "results: %s written in %.2f s\n", o->out,
+                seconds_now() - write_began);
     uint64_t done = rs_store_done_count(store), total = rs_store_expected_count(store);
     char note[64];
     const char *of_shard = opt_shard_note(&o->shard, note);
@@ -541,9 +641,9 @@ static int run(const run_options *o, const char *command_line, MPI_Comm comm, in
         for (char *c = mpi_version; *c; c++) /* one line: the text ends in newlines */
             if (*c == '\n')
                 *c = ' ';
-        results_target target = {o->out, &grid,
-                                 {job.name, job.text, hash, command_line, 0, mpi_version,
-                                  o->shard}};
+        results_target target = {.out = o->out, .grid = &grid,
+                                 .info = {job.name, job.text, hash, command_line, 0,
+                                          mpi_version, o->shard}};
         rs_sweep_options so;
         rs_sweep_report rep;
         if (store)
@@ -553,7 +653,7 @@ static int run(const run_options *o, const char *command_line, MPI_Comm comm, in
         so.progress_seconds = o->progress;
         so.checkpoint_seconds = o->save_every;
         so.progress = print_progress;
-        so.checkpoint = write_results;
+        so.checkpoint = checkpoint;
         so.ctx = &target;
         so.stop = &stop_signal;
         so.threads = (int)o->threads;
@@ -567,10 +667,12 @@ static int run(const run_options *o, const char *command_line, MPI_Comm comm, in
             so.trial = hooked_trial;
             so.trial_params = &hook;
         }
+        double sweep_began = seconds_now();
         st = rs_sweep_run(comm, &grid, store, &so, &rep);
+        double sweep_wall = seconds_now() - sweep_began;
         if (rank == 0 && rep.lost_ranks > 0) {
             /* a lost rank never joins a collective: rank 0 ends the job (cmd_run aborts) */
-            rc = finish(o, store, &target, st, &rep, NULL);
+            rc = finish(o, store, &target, st, &rep, NULL, sweep_wall);
             rs_sweep_report_free(&rep);
             *lost = 1;
             rs_store_close(&store);
@@ -589,7 +691,7 @@ static int run(const run_options *o, const char *command_line, MPI_Comm comm, in
         if (have)
             MPI_Gather(&peak, 1, MPI_LONG_LONG, peaks, 1, MPI_LONG_LONG, 0, comm);
         if (rank == 0) {
-            rc = finish(o, store, &target, st, &rep, peaks);
+            rc = finish(o, store, &target, st, &rep, peaks, sweep_wall);
             rs_sweep_report_free(&rep);
         }
         free(peaks);
