@@ -159,6 +159,23 @@ static const char *status_word(int status)
     }
 }
 
+/* The fit's diagnostics (issue 21): not part of the results file's record yet. Kept in one
+ * block so that a shared JSON writer can take them over as they are. */
+static void print_json_fit_diagnostics(const rs_trial_result *r)
+{
+    const rs_fit_result *f = &r->fit;
+    printf("  \"rate_h_determination\": \"%s\",\n", rs_rate_determination_name(f->determined_h));
+    printf("  \"rate_y_determination\": \"%s\",\n", rs_rate_determination_name(f->determined_y));
+    printf("  \"rates_determined\": %s,\n", rs_fit_rates_determined(f) ? "true" : "false");
+    const int fitted = f->determined_h != RS_RATE_NO_FIT;
+    json_num("se_ln_rate_h", fitted ? f->se_ln_rate_h : NAN, 0);
+    json_num("se_ln_rate_y", fitted ? f->se_ln_rate_y : NAN, 0);
+    json_num("corr_ln_rates", fitted ? f->corr_ln_rates : NAN, 0);
+    json_num("r2_dh2", fitted ? f->r2_dh2 : NAN, 0);
+    json_num("r2_dyhat2", fitted ? f->r2_dyhat2 : NAN, 0);
+    json_num("r2_w", fitted ? f->r2_w : NAN, 0);
+}
+
 static void print_json(const rs_trial_spec *s, const rs_trial_result *r)
 {
     printf("{\n");
@@ -187,6 +204,7 @@ static void print_json(const rs_trial_spec *s, const rs_trial_result *r)
     json_num("fit_loss", r->fit.fit_loss, 0);
     json_num("fit_loss_rel", r->fit.fit_loss_rel, 0);
     json_num("loss_fit_rel", r->fit_ybar.fit_loss_rel, 0);
+    print_json_fit_diagnostics(r);
     json_num("A_high", r->A_high, 0);
     json_num("A_low", r->A_low, 0);
     json_num("dh2_predicted", r->dh2_predicted, 0);
@@ -206,6 +224,17 @@ static void print_json(const rs_trial_spec *s, const rs_trial_result *r)
     json_num("fit_seconds", r->fit_seconds, 0);
     json_num("peak_memory_bytes", (double)opt_peak_memory_bytes(), 1);
     printf("}\n");
+}
+
+/* Standard errors of ln rate: 0.01 is about 1 % of the rate. */
+static void print_summary_fit_diagnostics(const rs_fit_result *f)
+{
+    printf("         1/tau_h %s (se of ln %.2g), 1/tau_y %s (se of ln %.2g); rates %s\n",
+           rs_rate_determination_name(f->determined_h), f->se_ln_rate_h,
+           rs_rate_determination_name(f->determined_y), f->se_ln_rate_y,
+           rs_fit_rates_determined(f) ? "determined" : "NOT determined by the data");
+    printf("         R^2 per curve: dh2 %.4g, dyhat2 %.4g, w %.4g\n", f->r2_dh2, f->r2_dyhat2,
+           f->r2_w);
 }
 
 static void print_summary(const rs_trial_spec *s, const rs_trial_result *r)
@@ -229,6 +258,7 @@ static void print_summary(const rs_trial_spec *s, const rs_trial_result *r)
         if (r->fit.at_floor)
             printf("         warning: a fitted rate sits at its floor (1e-12 per epoch): the "
                    "data do not constrain it\n");
+        print_summary_fit_diagnostics(&r->fit);
         printf("theory   A_high = %.5g, A_low = %.5g; predicted final dh2 %.5g vs measured "
                "%.5g (ratio %.4f)\n", r->A_high, r->A_low, r->dh2_predicted, r->dh2_final,
                r->dh2_predicted / r->dh2_final);
