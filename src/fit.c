@@ -472,8 +472,31 @@ static void run_lm(rate_ctx *c, level *l, const double x0[2], int max_iter, doub
     out->iterations = (int)gsl_multifit_nlinear_niter(l->work);
 }
 
-/* Eq. 49 at the final rates, unscaled, and relative to the data's sum of squares. */
-static void final_loss(rate_ctx *c, const double x[2], rs_fit_result *res)
+/* R^2 of each curve at the states in c->model (the full level's, from a successful solve):
+ * 1 - residual sum of squares / the curve's sum of squares about its mean, over the
+ * fitted epochs; NaN for a constant curve. */
+static void curve_r2(const rate_ctx *c, rs_fit_result *res)
+{
+    double *r2[3] = {&res->r2_dh2, &res->r2_dyhat2, &res->r2_w};
+    for (int q = 0; q < 3; q++) {
+        double mean = 0.0, ss = 0.0, rss = 0.0;
+        for (size_t j = 0; j < c->m; j++)
+            mean += c->data[q][j * c->stride];
+        mean /= (double)c->m;
+        for (size_t j = 0; j < c->m; j++) {
+            const double d = c->data[q][j * c->stride];
+            const rs_theory_state s = c->model[j];
+            const double model = q == 0 ? s.dh2 : q == 1 ? s.dyhat2 : s.w;
+            ss += (d - mean) * (d - mean);
+            rss += (d - model) * (d - model);
+        }
+        *r2[q] = ss > 0.0 ? 1.0 - rss / ss : NAN;
+    }
+}
+
+/* Eq. 49 at the final rates, unscaled, and relative to the data's sum of squares, and the
+ * per-curve R^2. Returns the scaled cost (INFINITY when the fit failed). */
+static double final_loss(rate_ctx *c, const double x[2], rs_fit_result *res)
 {
     const double cost = eval(c, &c->full, x, c->f_work->data);
     if (!isfinite(cost) || !(res->rate_h > 0.0) || !(res->rate_y > 0.0) ||
@@ -481,10 +504,94 @@ static void final_loss(rate_ctx *c, const double x[2], rs_fit_result *res)
         res->status = RS_S_FIT_FAILED;
         res->converged = 0;
         res->fit_loss = res->fit_loss_rel = INFINITY;
-        return;
+        return INFINITY;
     }
     res->fit_loss = cost / (c->inv_scale * c->inv_scale);
     res->fit_loss_rel = res->fit_loss / c->data_norm;
+    curve_r2(c, res);
+    return cost;
+}
+
+/* Standard errors of x = (ln rate_h, ln rate_y) from the Jacobian J of the scaled residuals
+ * at the optimum (the final stage's, which GSL keeps at its position): the linearised
+ * covariance s^2 (J^T J)^-1 with s^2 = cost / (3m - 2) the residual variance (the scale
+ * cancels). Chosen over a profile likelihood because it costs no solve and needs no
+ * second optimisation; its limits: the residuals are a smooth model misfit, correlated
+ * from epoch to epoch, not independent noise, so s^2 / (3m) understates the variance of a
+ * mean -- read these as a lower bound on the uncertainty, and the determination below
+ * does not rest on them alone. A direction J does not see (a rate at the floor, a rate so
+ * fast that the curves it drives settle within an epoch) has an infinite error. */
+static void rate_errors(const rate_ctx *c, const gsl_matrix *J, double cost, rs_fit_result *res)
+{
+    double a = 0.0, b = 0.0, d = 0.0;
+    for (size_t i = 0; i < J->size1; i++) {
+        const double j0 = gsl_matrix_get(J, i, 0), j1 = gsl_matrix_get(J, i, 1);
+        a += j0 * j0, b += j0 * j1, d += j1 * j1;
+    }
+    const double s2 = cost / (double)(3 * c->m - 2), det = a * d - b * b;
+    res->se_ln_rate_h = res->se_ln_rate_y = INFINITY;
+    res->corr_ln_rates = NAN;
+    if (a > 0.0 && d > 0.0 && det > 1e-12 * a * d) {
+        res->se_ln_rate_h = sqrt(s2 * d / det);
+        res->se_ln_rate_y = sqrt(s2 * a / det);
+        res->corr_ln_rates = -b / sqrt(a * d);
+    } else if (a > 0.0 && !(d > 0.0)) {
+        res->se_ln_rate_h = sqrt(s2 / a); /* rate_y does not act: rate_h alone */
+    } else if (d > 0.0 && !(a > 0.0)) {
+        res->se_ln_rate_y = sqrt(s2 / d);
+    }
+}
+
+/* 1 if moving x[q] by `step` (the other rate held) raises the scaled cost by less than
+ * RS_RATE_PROBE_MIN_RISE of cost (and less than the residual variance s^2): the data do
+ * not tell the two rates apart. One ODE solve; a failed solve is not flat. */
+static int flat_towards(rate_ctx *c, const double x[2], int q, double step, double cost)
+{
+    double xp[2] = {x[0], x[1]};
+    xp[q] += step;
+    const double rise = eval(c, &c->full, xp, c->f_work->data) - cost;
+    const double s2 = cost / (double)(3 * c->m - 2);
+    return rise < fmax(RS_RATE_PROBE_MIN_RISE * cost, s2);
+}
+
+/* determined_h, determined_y (see rs_rate_determination in fit.h), checks in its order. */
+static void determine_rates(rate_ctx *c, const rs_fit_options *o, const double x[2],
+                            double cost, rs_fit_result *res)
+{
+    int *det[2] = {&res->determined_h, &res->determined_y};
+    const double se[2] = {res->se_ln_rate_h, res->se_ln_rate_y};
+    const double ln_top = M_LN10 * o->log10_rate_max;
+    for (int q = 0; q < 2; q++) {
+        if (x[q] <= c->ln_floor)
+            *det[q] = RS_RATE_AT_FLOOR;
+        else if (x[q] > ln_top || flat_towards(c, x, q, M_LN10, cost))
+            *det[q] = RS_RATE_UNBOUNDED_ABOVE;
+        else if (flat_towards(c, x, q, -M_LN10, cost))
+            *det[q] = RS_RATE_UNBOUNDED_BELOW;
+        else if (!(se[q] <= RS_RATE_SE_MAX))
+            *det[q] = RS_RATE_UNCERTAIN;
+        else
+            *det[q] = RS_RATE_DETERMINED;
+    }
+}
+
+const char *rs_rate_determination_name(int determination)
+{
+    switch (determination) {
+    case RS_RATE_NO_FIT: return "no_fit";
+    case RS_RATE_DETERMINED: return "determined";
+    case RS_RATE_AT_FLOOR: return "at_floor";
+    case RS_RATE_UNBOUNDED_ABOVE: return "unbounded_above";
+    case RS_RATE_UNBOUNDED_BELOW: return "unbounded_below";
+    case RS_RATE_UNCERTAIN: return "uncertain";
+    default: return "unknown";
+    }
+}
+
+int rs_fit_rates_determined(const rs_fit_result *res)
+{
+    return (res->status == RS_OK || res->status == RS_S_NOT_CONVERGED) &&
+           res->determined_h == RS_RATE_DETERMINED && res->determined_y == RS_RATE_DETERMINED;
 }
 
 /* Eq. 24: dyhat2/dh2 - (rate_y/rate_h)/input_gap2 * dh2 is constant along any solution,
@@ -571,7 +678,11 @@ static void fit_from_starts(rate_ctx *c, const rs_fit_options *o, double (*x0)[2
     res->status = res->converged ? RS_OK
                   : out.gsl == GSL_EMAXITER ? RS_S_NOT_CONVERGED
                                             : RS_S_FIT_FAILED;
-    final_loss(c, out.x, res);
+    const double cost = final_loss(c, out.x, res);
+    if (res->status == RS_S_FIT_FAILED)
+        return;
+    rate_errors(c, gsl_multifit_nlinear_jac(c->full.work), cost, res);
+    determine_rates(c, o, out.x, cost, res);
 }
 
 /* Steps 1-3. */
@@ -696,7 +807,10 @@ int rs_fit_rates(const double *dh2, const double *dyhat2, const double *w, size_
         return RS_E_INVALID;
 
     *res = (rs_fit_result){.status = RS_S_FIT_FAILED, .rate_h = NAN, .rate_y = NAN,
-                           .fit_loss = INFINITY, .fit_loss_rel = INFINITY};
+                           .fit_loss = INFINITY, .fit_loss_rel = INFINITY,
+                           .se_ln_rate_h = NAN, .se_ln_rate_y = NAN, .corr_ln_rates = NAN,
+                           .determined_h = RS_RATE_NO_FIT, .determined_y = RS_RATE_NO_FIT,
+                           .r2_dh2 = NAN, .r2_dyhat2 = NAN, .r2_w = NAN};
     rate_ctx c;
     int st = rate_ctx_init(&c, dh2, dyhat2, w, n, input_gap2, target_gap2, o);
     if (st != RS_OK)

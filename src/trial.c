@@ -31,6 +31,7 @@ void rs_trial_spec_default(rs_trial_spec *spec, const rs_arch *arch)
     spec->observed_stage = -1;
     spec->converge_loss = 1e-3;        /* the authors' threshold */
     spec->fit = 1;
+    spec->control = 0;
     spec->threads = 1;
     rs_fit_options_default(&spec->fit_options);
 }
@@ -219,6 +220,10 @@ static int fit_trial(const rs_trial_spec *s, rs_trajectory *t, rs_trial_result *
         if (rs_fit_loss_rate(t->loss, t->dh2, t->dyhat2, t->w, (size_t)t->epochs_run, g2, y2,
                              ybar0_offset, &r->fit, &s->fit_options, &r->fit_ybar) != RS_OK)
             r->fit_ybar.status = RS_S_FIT_FAILED;
+        if (s->control &&
+            rs_fit_control(t->dh2, t->dyhat2, t->w, (size_t)t->epochs_run, g2, y2, &r->fit,
+                           &s->fit_options, &r->control) != RS_OK)
+            r->control.status = RS_S_FIT_FAILED;
     }
     theory_curves(s, t, r);
     return s->all_layers ? fit_stages(s, t, r) : RS_OK;

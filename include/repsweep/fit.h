@@ -35,8 +35,42 @@ typedef struct {
     int at_floor;            /* 1 if a rate sits at the floor: the data do not constrain it
                               * (e.g. dh2 moving against the theory's sign); read fit_loss_rel */
     int iterations;          /* LM iterations */
-    int ode_solves;          /* ODE integrations used (scan + LM), a cost measure */
+    int ode_solves;          /* ODE integrations used (scan + LM + the checks below) */
+    /* Diagnostics of the optimum (not part of Eq. 49; see rs_fit_rates and fit.c):
+     * standard errors of ln rate_h, ln rate_y (natural logs: 0.1 is ~10 %) from the
+     * Jacobian at the optimum, cov = s^2 (J^T J)^-1 with s^2 = fit_loss / (3 m - 2), m the
+     * fitted epochs; INFINITY where J^T J is singular in that direction; NaN without a fit */
+    double se_ln_rate_h, se_ln_rate_y;
+    double corr_ln_rates;    /* their correlation from the same covariance (NaN if singular) */
+    int determined_h;        /* rs_rate_determination of rate_h (RS_RATE_NO_FIT without a fit) */
+    int determined_y;        /* ... of rate_y */
+    /* per-curve R^2 at the fitted rates over the fitted epochs: 1 - sum (data - ode)^2 /
+     * sum (data - mean data)^2; NaN when the curve is constant; < 0: worse than its mean */
+    double r2_dh2, r2_dyhat2, r2_w;
 } rs_fit_result;
+
+/* Whether the data determine a fitted rate (rs_fit_result.determined_h, determined_y).
+ * Only RS_RATE_DETERMINED is a rate to quote; the others say at which end the data let
+ * it go. The checks, in this order (the first that applies): */
+typedef enum {
+    RS_RATE_NO_FIT = 0,            /* no fit, or it failed: no rate (a zeroed result says so) */
+    RS_RATE_DETERMINED = 1,
+    RS_RATE_AT_FLOOR = 2,          /* at the floor (= at_floor): no lower bound */
+    RS_RATE_UNBOUNDED_ABOVE = 3,   /* above the scan's range (10^log10_rate_max), or ten times
+                                    * the rate fits as well: the cost rises by less than
+                                    * RS_RATE_PROBE_MIN_RISE of itself (and less than s^2) */
+    RS_RATE_UNBOUNDED_BELOW = 4,   /* a tenth of the rate fits as well (same test) */
+    RS_RATE_UNCERTAIN = 5          /* standard error of ln rate > RS_RATE_SE_MAX (one decade) */
+} rs_rate_determination;
+
+#define RS_RATE_SE_MAX 2.302585092994046 /* ln 10 */
+#define RS_RATE_PROBE_MIN_RISE 1e-3
+
+/* "no_fit", "determined", "at_floor", "unbounded_above", "unbounded_below", "uncertain". */
+const char *rs_rate_determination_name(int determination);
+
+/* 1 if the fit succeeded and both rates are RS_RATE_DETERMINED: the rates to quote. */
+int rs_fit_rates_determined(const rs_fit_result *res);
 
 typedef struct {
     int status;              /* RS_OK or RS_S_FIT_FAILED */
@@ -63,6 +97,10 @@ void rs_fit_options_default(rs_fit_options *opt);
  * res->status = RS_S_FIT_FAILED. Fitted rates are at least
  * 10^(log10_rate_min - 6) (1e-12 per epoch by default): a rate the data do not constrain
  * (e.g. rate_h when dh2 moves against the theory's sign) comes back at that floor.
+ * After the fit (status RS_OK or RS_S_NOT_CONVERGED) the diagnostics above are filled:
+ * the standard errors from the final stage's Jacobian, R^2 per curve, and the
+ * determination of each rate, which costs four more ODE solves (each rate ten times and a
+ * tenth of its value, the other held). They never change the fitted rates or losses.
  * Returns RS_OK when `res` is filled (check res->status), RS_E_INVALID / RS_E_NOMEM
  * otherwise. */
 int rs_fit_rates(const double *dh2, const double *dyhat2, const double *w, size_t n,

@@ -13,6 +13,7 @@
 #include <signal.h>
 #include <stddef.h>
 
+#include "repsweep/control.h"
 #include "repsweep/fit.h"
 #include "repsweep/net.h"
 
@@ -30,6 +31,7 @@ typedef struct {
     double converge_loss;  /* converged iff the final recorded loss < this (default 1e-3) */
     double stop_loss;      /* 0: run all epochs; > 0: stop once the recorded loss < stop_loss */
     int fit;               /* 1: fit the rates (default); 0: train only */
+    int control;           /* 1: also fit perturbed versions of Eq. 7 (control.h); default 0 */
     rs_fit_options fit_options;
     /* NULL (default), or a flag (set by a signal handler) that training reads before every
      * epoch: once it is nonzero the trial is abandoned (rs_trial_run returns RS_S_STOPPED),
@@ -67,6 +69,7 @@ typedef struct {
     double dh2_final, dyhat2_final, w_final, loss_final;
     rs_fit_result fit;             /* rates fitted to dh2, dyhat2, w (Eq. 49) */
     rs_fit_loss_result fit_ybar;   /* 1/tau_ybar fitted to the loss (Eq. 9) */
+    rs_fit_control_result control; /* spec->control: the perturbed ODEs' fits (else zeroed) */
     double A_high, A_low;          /* Eq. 11 with the fitted rates and measured epoch-0 values */
     double dh2_predicted;          /* Eq. 10 */
     int n_stages;                  /* per-stage results below when all_layers, else 0 */

@@ -37,6 +37,12 @@ static void trial_usage(FILE *out)
         "  --converge-loss X    converged iff the final loss < X (default 1e-3)\n"
         "  --stop-loss X        stop early once the loss < X (default: run all epochs)\n"
         "  --no-fit             train and record only\n"
+        "  --control            also fit perturbed versions of Eq. 7 (a falsification\n"
+        "                       control; a few seconds): (a) d dh2/dt's sign flipped,\n"
+        "                       (b) d dyhat2/dt's decoder term doubled, (c) d w/dt without\n"
+        "                       its encoder term, with 3w -> w, with +T -> -T; each and\n"
+        "                       Eq. 7 itself fitted alike (include/repsweep/control.h);\n"
+        "                       prints each one's relative loss\n"
         "  --threads T          threads (default: $OMP_NUM_THREADS, else 1; OpenMP): the\n"
         "                       dense layers' row blocks (at most 8 threads) and the\n"
         "                       convolutions' two halves;\n"
@@ -55,12 +61,12 @@ typedef struct {
     int json, threads;
     double gain, lr, stop_loss, converge_loss, input_gap, target_gap;
     long epochs, seed;
-    int all_layers, no_fit;
+    int all_layers, no_fit, control;
     const char *precision;
 } trial_options;
 
 enum { O_ARCH = 256, O_ARCH_FILE, O_GAIN, O_LR, O_EPOCHS, O_INPUT_GAP, O_TARGET_GAP, O_SEED,
-       O_PRECISION, O_ALL_LAYERS, O_CONVERGE, O_STOP, O_NO_FIT, O_THREADS, O_OUT, O_EXPORT,
+       O_PRECISION, O_ALL_LAYERS, O_CONVERGE, O_STOP, O_NO_FIT, O_CONTROL, O_THREADS, O_OUT, O_EXPORT,
        O_JSON, O_HELP };
 
 static const struct option long_options[] = {
@@ -77,6 +83,7 @@ static const struct option long_options[] = {
     {"converge-loss", required_argument, 0, O_CONVERGE},
     {"stop-loss", required_argument, 0, O_STOP},
     {"no-fit", no_argument, 0, O_NO_FIT},
+    {"control", no_argument, 0, O_CONTROL},
     {"threads", required_argument, 0, O_THREADS},
     {"out", required_argument, 0, O_OUT},
     {"export-weights", required_argument, 0, O_EXPORT},
@@ -121,6 +128,7 @@ static int parse(int argc, char **argv, trial_options *o)
             break;
         case O_STOP: bad = opt_double("trial", "--stop-loss", optarg, 0, 1e300, &o->stop_loss); break;
         case O_NO_FIT: o->no_fit = 1; break;
+        case O_CONTROL: o->control = 1; break;
         case O_THREADS:
             bad = opt_long("trial", "--threads", optarg, 1, 1024, &threads);
             o->threads = (int)threads;
@@ -156,6 +164,26 @@ static const char *status_word(int status)
     }
 }
 
+/* The fit's diagnostics (issue 21): not part of the results file's record yet. Kept in one
+ * block so that a shared JSON writer can take them over as they are. */
+static void print_json_fit_diagnostics(json_writer *w, const rs_trial_result *r)
+{
+    const rs_fit_result *f = &r->fit;
+    json_string(w, "rate_h_determination", rs_rate_determination_name(f->determined_h));
+    json_string(w, "rate_y_determination", rs_rate_determination_name(f->determined_y));
+    json_bool(w, "rates_determined", rs_fit_rates_determined(f));
+    const int fitted = f->determined_h != RS_RATE_NO_FIT;
+    json_number(w, "se_ln_rate_h", fitted ? f->se_ln_rate_h : NAN);
+    json_number(w, "se_ln_rate_y", fitted ? f->se_ln_rate_y : NAN);
+    json_number(w, "corr_ln_rates", fitted ? f->corr_ln_rates : NAN);
+    json_number(w, "r2_dh2", fitted ? f->r2_dh2 : NAN);
+    json_number(w, "r2_dyhat2", fitted ? f->r2_dyhat2 : NAN);
+    json_number(w, "r2_w", fitted ? f->r2_w : NAN);
+    if (r->control.status == RS_OK)
+        for (int v = 0; v < RS_CONTROL_VARIANTS; v++)
+            json_number(w, rs_fit_control_variant_name(v), r->control.fit_loss_rel[v]);
+}
+
 static void print_json(const rs_trial_spec *s, const rs_trial_result *r)
 {
     json_writer w;
@@ -183,6 +211,7 @@ static void print_json(const rs_trial_spec *s, const rs_trial_result *r)
         {"A_high", r->A_high}, {"A_low", r->A_low}, {"dh2_predicted", r->dh2_predicted}};
     for (size_t i = 0; i < sizeof numbers / sizeof *numbers; i++)
         json_number(&w, numbers[i].key, numbers[i].v);
+    print_json_fit_diagnostics(&w, r);
     if (r->n_stages > 0) {
         json_open_array(&w, "stages");
         for (int i = 0; i < r->n_stages; i++) {
@@ -206,6 +235,31 @@ static void print_json(const rs_trial_spec *s, const rs_trial_result *r)
     json_end(&w);
 }
 
+/* Standard errors of ln rate: 0.01 is about 1 % of the rate. */
+static void print_summary_fit_diagnostics(const rs_fit_result *f)
+{
+    printf("         1/tau_h %s (se of ln %.2g), 1/tau_y %s (se of ln %.2g); rates %s\n",
+           rs_rate_determination_name(f->determined_h), f->se_ln_rate_h,
+           rs_rate_determination_name(f->determined_y), f->se_ln_rate_y,
+           rs_fit_rates_determined(f) ? "determined" : "NOT determined by the data");
+    printf("         R^2 per curve: dh2 %.4g, dyhat2 %.4g, w %.4g\n", f->r2_dh2, f->r2_dyhat2,
+           f->r2_w);
+}
+
+/* The control's relative losses, and by how much Eq. 7 beats each perturbation. */
+static void print_summary_control(const rs_fit_control_result *c)
+{
+    if (c->status != RS_OK) {
+        printf("control  failed: Eq. 7 itself could not be fitted by the control's fitter\n");
+        return;
+    }
+    const double d = c->fit_loss_rel[RS_CONTROL_DERIVED];
+    printf("control  relative fit loss (perturbed / Eq. 7):\n");
+    for (int v = 0; v < RS_CONTROL_VARIANTS; v++)
+        printf("         %-26s %10.4g  (%.3g)\n", rs_fit_control_variant_name(v),
+               c->fit_loss_rel[v], c->fit_loss_rel[v] / d);
+}
+
 static void print_summary(const rs_trial_spec *s, const rs_trial_result *r)
 {
     printf("trial  arch=%s gain=%g lr=%g input_gap=%g target_gap=%g seed=%ld %s\n", s->arch.name,
@@ -227,6 +281,9 @@ static void print_summary(const rs_trial_spec *s, const rs_trial_result *r)
         if (r->fit.at_floor)
             printf("         warning: a fitted rate sits at its floor (1e-12 per epoch): the "
                    "data do not constrain it\n");
+        print_summary_fit_diagnostics(&r->fit);
+        if (s->control)
+            print_summary_control(&r->control);
         printf("theory   A_high = %.5g, A_low = %.5g; predicted final dh2 %.5g vs measured "
                "%.5g (ratio %.4f)\n", r->A_high, r->A_low, r->dh2_predicted, r->dh2_final,
                r->dh2_predicted / r->dh2_final);
@@ -259,6 +316,7 @@ static int build_spec(const trial_options *o, const rs_arch_table *table, rs_tri
     s->seed = o->seed;
     s->all_layers = o->all_layers;
     s->fit = !o->no_fit;
+    s->control = o->control;
     if (rs_precision_from_name(o->precision, &s->precision) != RS_OK) {
         fprintf(stderr, "repsweep trial: --precision expects float64 or float32, got '%s'\n",
                 o->precision);

@@ -9,5 +9,6 @@ int cmd_check(int argc, char **argv);
 int cmd_run(int argc, char **argv);
 int cmd_status(int argc, char **argv);
 int cmd_merge(int argc, char **argv);
+int cmd_fit(int argc, char **argv);
 
 #endif

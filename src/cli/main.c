@@ -27,6 +27,7 @@ static void usage(FILE *out)
             "            netCDF results file (--shard I/N: one slice, for job arrays)\n"
             "  status    a sweep's progress from its results file (safe while it runs)\n"
             "  merge     combine the results files of a job's shards into one\n"
+            "  fit       fit the theory's rates to trajectories from files (CSV, trial files)\n"
             "\n"
             "  repsweep COMMAND --help   shows a command's options\n"
             "  repsweep --version        prints the version and git commit\n");
@@ -59,7 +60,9 @@ int main(int argc, char **argv)
         return cmd_status(argc - 1, argv + 1);
     if (strcmp(cmd, "merge") == 0)
         return cmd_merge(argc - 1, argv + 1);
-    fprintf(stderr, "repsweep: unknown command '%s' (expected: trial, check, run, status or "
-            "merge; see repsweep --help)\n", cmd);
+    if (strcmp(cmd, "fit") == 0)
+        return cmd_fit(argc - 1, argv + 1);
+    fprintf(stderr, "repsweep: unknown command '%s' (expected: trial, check, run, status, "
+            "merge or fit; see repsweep --help)\n", cmd);
     return 2;
 }
