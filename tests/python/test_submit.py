@@ -185,7 +185,7 @@ blocks = ( { name = "theory"; theory_only = true; rate_h = [1e-3, 2e-3, 3e-3];
 """
 
 
-def fake_slurm(tmp_path, srun_body, job_state="RUNNING", reason="None"):
+def fake_slurm(tmp_path, srun_body, job_state="RUNNING", reason="None", preempt_time="None"):
     """A bin dir with `srun` (srun_body, after srun's own options are dropped) and `scontrol`
     (`show job` prints job_state and reason; `requeue` is logged to scontrol.log)."""
     bindir = tmp_path / "slurmbin"
@@ -197,7 +197,8 @@ def fake_slurm(tmp_path, srun_body, job_state="RUNNING", reason="None"):
     scontrol.write_text(f"""#!/bin/bash
 echo "$*" >> {tmp_path}/scontrol.log
 case "$1 $2" in
-  "show job") echo "JobId=$3 JobName=repsweep JobState={job_state} Reason={reason} Dependency=(null)" ;;
+  "show job") echo "JobId=$3 JobName=repsweep JobState={job_state} Reason={reason} \
+Dependency=(null) PreemptEligibleTime=2026-01-01T00:00:00 PreemptTime={preempt_time} SuspendTime=None" ;;
   "requeue "*) exit 0 ;;
 esac
 """)
@@ -239,28 +240,36 @@ sleep 60 & wait $!
 """
 
 
-@pytest.mark.parametrize("state,reason,requeued,rc,says", [
-    # PreemptMode=CANCEL: the job ends PREEMPTED; the script requeues it (16b47a5 treated it
-    # as a user's scancel and stopped for good)
-    ("PREEMPTED", "None", True, 0, "preempted (job state PREEMPTED"),
-    # a SIGTERM during the partition's GraceTime, the job still RUNNING: preemption too
-    ("RUNNING", "None", True, 0, "preempted (job state RUNNING"),
+T = "2026-12-02T17:38:58"
+
+
+# The job as `scontrol show job` shows it while the batch shell handles the SIGTERM (seen on
+# the test cluster: a job preempted with PreemptMode=CANCEL is COMPLETING, Reason=None, with a
+# PreemptTime; scancel'ed, COMPLETING without one).
+@pytest.mark.parametrize("state,reason,preempt_time,requeued,rc,says", [
+    # PreemptMode=CANCEL: requeued by the script (16b47a5 took it for a user's scancel)
+    ("COMPLETING", "None", T, True, 0, f"preempted at {T} (job state COMPLETING)"),
+    ("PREEMPTED", "None", T, True, 0, f"preempted at {T} (job state PREEMPTED)"),
+    # a SIGTERM during the partition's GraceTime, the job still RUNNING
+    ("RUNNING", "None", T, True, 0, f"preempted at {T} (job state RUNNING)"),
     # PreemptMode=REQUEUE: SLURM has requeued the job itself; the script must not
-    ("PENDING", "BeginTime", False, 0, "preempted or requeued by SLURM"),
+    ("PENDING", "BeginTime", T, False, 0, "preempted or requeued by SLURM"),
     # the time limit without a warning: requeued, as before
-    ("TIMEOUT", "TimeLimit", True, 0, "killed at the time limit without a warning"),
+    ("TIMEOUT", "TimeLimit", "None", True, 0, "killed at the time limit without a warning"),
     # scancel: never undone
-    ("CANCELLED", "None", False, 3, "cancelled (scancel"),
+    ("COMPLETING", "None", "None", False, 3, "cancelled (scancel"),
+    ("CANCELLED", "None", "None", False, 3, "cancelled (scancel"),
 ])
 def test_sigterm_is_requeued_unless_it_was_a_users_cancel(repsweep_bin, tmp_path, state, reason,
-                                                          requeued, rc, says):
+                                                          preempt_time, requeued, rc, says):
     import signal
     import time
 
     job = tmp_path / "packed.cfg"
     job.write_text(SMALL_JOB)
     started = tmp_path / "started"
-    bindir = fake_slurm(tmp_path, RANK_UNTIL_TERM, job_state=state, reason=reason)
+    bindir = fake_slurm(tmp_path, RANK_UNTIL_TERM, job_state=state, reason=reason,
+                        preempt_time=preempt_time)
     env = sbatch_env(repsweep_bin, bindir, REPSWEEP_TEST_STARTED=started)
     proc = subprocess.Popen(["bash", str(SBATCH), str(job), str(tmp_path / "r.nc")], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
