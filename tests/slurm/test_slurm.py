@@ -241,3 +241,42 @@ def test_scancel_loses_no_finished_trial(cluster, repsweep_bin, references):
         assert f"resuming: {len(after)} of 200 trials done" in log2, log2
         assert re.search(rf"done: 200 of 200 trials \({200 - len(after)} in this run\)", log2), log2
         assert_same_as_reference(out, ref.path(), "cancelled and resubmitted vs mpirun")
+
+
+def test_preempted_job_is_requeued_and_loses_no_finished_trial(cluster, repsweep_bin,
+                                                                references):
+    """The test cluster's partition `debug` cancels a job preempted by one of `urgent`
+    (PreemptType=preempt/partition_prio, PreemptMode=CANCEL): the sweep's ranks save on the
+    SIGTERM, repsweep.sbatch sees the job's PreemptTime and requeues it (16b47a5's script took it
+    for a user's scancel and stopped for good), and the sweep resumes and completes with the
+    reference results, every trial of the journal before the preemption kept."""
+    with timed("preemption, requeue, resume"):
+        ref = references(CANCEL).start()
+        d = workdir(cluster, "preempt")
+        out = d / "preempt.nc"
+        journal = Path(f"{out}.journal")
+        # all 4 CPUs, so that the urgent job can only start by preempting the sweep
+        job_id, _ = submit(cluster, repsweep_bin, CANCEL, out, "--ntasks=4")
+        deadline = time.time() + 180
+        while time.time() < deadline:
+            if journal.exists() and len(journal_indices(journal)) >= 20:
+                break
+            time.sleep(0.2)
+        before = set(journal_indices(journal))
+        assert 20 <= len(before) < 150, len(before)
+        urgent = cluster.run(["sbatch", "--parsable", "--partition=urgent", "--ntasks=4",
+                              f"--output={d}/urgent-%j.out", "--wrap=sleep 2"],
+                             cwd=d).stdout.strip()
+        assert cluster.wait_job(urgent, timeout=120) == ["COMPLETED"]
+        states = cluster.wait_job(job_id, timeout=600,
+                                  final=("COMPLETED", "FAILED", "CANCELLED", "TIMEOUT"))
+        log = job_log(out, job_id)
+        print("\n[preemption: log:]\n" + "\n".join(
+            l for l in log.splitlines() if not l.startswith("progress:")), file=sys.stderr)
+        assert states == ["COMPLETED"], (states, log)
+        assert "requeueing job" in log and "(preempted at " in log, log
+        assert re.search(r"resuming: (\d+) of 200 trials done", log), log
+        after = journal_indices(journal)
+        assert len(after) == len(set(after)) == 200, "a trial recorded twice, or missing"
+        assert before <= set(after)
+        assert_same_as_reference(out, ref.path(), "preempted, requeued and resumed vs mpirun")
