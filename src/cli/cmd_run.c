@@ -43,7 +43,11 @@ static void on_stop_signal(int sig)
 
 static void run_usage(FILE *out)
 {
-    fprintf(out,
+    /* one write(2), not stdio's 4096-byte pieces: `run --help | grep -q --shard` under
+     * pipefail (slurm/submit) must not see this process die of SIGPIPE on a second write
+     * after grep has quit. Two strings: one literal may not exceed 4095 characters. */
+    char text[8192];
+    int n = snprintf(text, sizeof text, "%s%s",
         "usage: [mpirun -n N] repsweep run JOB.cfg --out FILE.nc [options]\n"
         "\n"
         "Run every trial of a job (jobs/README.md) and write one summary per finished trial\n"
@@ -63,7 +67,7 @@ static void run_usage(FILE *out)
         "                       chunk also closes at ~2 estimated seconds of work)\n"
         "  --progress S         progress on stderr every S seconds (default 10; 0: off)\n"
         "  --save-every S       rewrite FILE.nc every S seconds (default 300; 0: only at the end)\n"
-        "                       in a background thread, at most ~2%% of the wall time; a\n"
+        "                       in a background thread, at most ~2% of the wall time; a\n"
         "                       failed rewrite is a warning (the journal has every trial)\n"
         "  --shard I/N          run only shard I of N (0 <= I < N): the trials whose grid\n"
         "                       index k has k mod N == I, for job arrays (one run per shard,\n"
@@ -84,8 +88,7 @@ static void run_usage(FILE *out)
         "                       trial, up to 3 attempts in all (the journal keeps every\n"
         "                       attempt, the results file the last)\n"
         "  -h, --help           this text\n"
-        "\n");
-    fprintf(out,
+        "\n",
         "SIGTERM, SIGINT and SIGUSR1 (what SLURM sends before a time limit; mpirun forwards\n"
         "SIGUSR1 to every rank) stop the sweep: no more work is handed out, a trial in\n"
         "progress is abandoned within one epoch, FILE.nc is rewritten with every finished\n"
@@ -106,6 +109,9 @@ static void run_usage(FILE *out)
         "memory): rerun to retry them (see --no-retry). A line before the last counts the\n"
         "failures by kind (could not run, diverged, fit failed, ODE collapsed).\n"
         "`repsweep status FILE.nc` reports progress from FILE.nc while the run goes on.\n");
+    fflush(out);
+    if (n > 0 && write(fileno(out), text, (size_t)n) != (ssize_t)n)
+        fputs("repsweep run: cannot write the help text\n", stderr);
 }
 
 typedef struct {
