@@ -23,6 +23,8 @@ def main(argv=None):
     p.add_argument("--out", default=".", help="where to write the figures (default: .)")
     p.add_argument("--only", nargs="+", choices=figures_mod.FIGURES, metavar="NAME",
                    help="only these figures: " + ", ".join(figures_mod.FIGURES))
+    p.add_argument("--dpi", type=float, default=figures_mod.DPI,
+                   help=f"resolution of the PNGs (default {figures_mod.DPI:g}; PDFs are vector)")
     p = sub.add_parser("summary", help="plain-text table per architecture x gain of a "
                        "`repsweep run` results file")
     p.add_argument("results", help="FILE.nc written by `repsweep run`")
@@ -48,7 +50,7 @@ def main(argv=None):
 def figures(args):
     missing = []
     for name, paths, lines, skipped in figures_mod.write_all(args.results, args.out,
-                                                             args.only):
+                                                             args.only, dpi=args.dpi):
         if skipped:
             print(f"skipped {name}: {skipped}")
             missing.append(name)

@@ -24,6 +24,103 @@ EXCLUSION_RULE = ("compared: trials that converged (final loss < the job's conve
 
 STATUS_OK, STATUS_DIVERGED, STATUS_FIT_FAILED = 0, 1, 2
 
+# A fitted rate at or below this sits at the fit's floor (1e-12 per epoch, fit.h).
+RATE_FLOOR_MAX = 1e-11
+# The top of the fit's starting scan (10^log10_rate_max, fit.h): a rate above it was not
+# bounded by the data (repsweep trial's rate_*_determination says `unbounded_above`).
+RATE_SCAN_MAX = 1e2
+# Spread bands (quartiles) are drawn only over at least this many seeds.
+SPREAD_MIN_SEEDS = 5
+
+
+def rates_undetermined(t):
+    """Per trial of a flat trial Dataset: True where a fitted rate is not determined by the
+    data. With the fit diagnostics in the file (``rates_determined``, once the record
+    schema carries them), that; otherwise the proxy the record allows: a rate at its floor
+    (``fit_rate_at_floor``) or above the fit's scan range (RATE_SCAN_MAX), where repsweep's
+    determination is `at_floor` / `unbounded_above`. (It misses the `unbounded_below` and
+    `uncertain` cases, which need the diagnostics.)"""
+    if "rates_determined" in t:
+        return t["rates_determined"].values != 1
+    rh, ry = t["rate_h"].values, t["rate_y"].values
+    with np.errstate(invalid="ignore"):
+        return (t["fit_rate_at_floor"].values == 1) | (rh > RATE_SCAN_MAX) | (ry > RATE_SCAN_MAX)
+
+
+def curve_r2(t):
+    """Per trial of a flat trial Dataset with trajectories and theory curves: the R^2 of the
+    fitted theory for dh2, dyhat2 and w (1 - RSS / the curve's sum of squares about its
+    mean, over the recorded epochs), as a dict of arrays (NaN without curves). repsweep
+    computes the same over every epoch (r2_* in `repsweep trial --json`); the file's
+    trajectories are every record.trajectory_stride-th epoch, so the values differ a little."""
+    out = {}
+    for name in ("dh2", "dyhat2", "w"):
+        if f"{name}_traj" not in t or f"{name}_theory_traj" not in t:
+            out[name] = np.full(t.sizes["trial"], np.nan)
+            continue
+        d = t[f"{name}_traj"].values
+        m = t[f"{name}_theory_traj"].values
+        with np.errstate(invalid="ignore", divide="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            ok = np.isfinite(d) & np.isfinite(m)
+            dd = np.where(ok, d, np.nan)
+            ss = np.nansum((dd - np.nanmean(dd, axis=1, keepdims=True)) ** 2, axis=1)
+            rss = np.nansum(np.where(ok, (d - m) ** 2, np.nan), axis=1)
+            out[name] = np.where((ss > 0) & ok.any(axis=1), 1 - rss / ss, np.nan)
+    return out
+
+
+POOR_R2 = 0.5  # a curve the fitted theory explains less than half of
+
+
+def bootstrap_ci(stat, *samples, n_boot=2000, level=0.95, seed=0):
+    """Percentile bootstrap confidence interval of stat(*samples) over the trials (the
+    samples are paired, resampled together); (nan, nan) for fewer than 3 trials. Seeded:
+    the same data give the same interval."""
+    arrays = [np.asarray(a, dtype=float) for a in samples]
+    n = arrays[0].size
+    if n < 3:
+        return float("nan"), float("nan")
+    rng = np.random.default_rng(seed)
+    vals = []
+    for _ in range(n_boot):
+        idx = rng.integers(0, n, n)
+        v = stat(*[a[idx] for a in arrays])
+        if np.isfinite(v):
+            vals.append(v)
+    if not vals:
+        return float("nan"), float("nan")
+    lo, hi = np.quantile(vals, [(1 - level) / 2, (1 + level) / 2])
+    return float(lo), float(hi)
+
+
+def spearman_r(x, y):
+    """Spearman's rank correlation (Pearson's r of the ranks, ties averaged)."""
+    from scipy.stats import rankdata
+    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    if x.size < 2:
+        return float("nan")
+    return pearson_r(rankdata(x), rankdata(y))
+
+
+def correlation_stats(predicted, measured, log):
+    """The headline numbers of a predicted-vs-measured comparison, each with a bootstrap
+    95 % CI: Pearson r (of log10 values when ``log``: what a log-log plot shows), Spearman
+    rho, the median relative error; and n."""
+    p, m = np.asarray(predicted, dtype=float), np.asarray(measured, dtype=float)
+    if log:
+        ok = (p > 0) & (m > 0)
+        pr = lambda a, b: pearson_r(np.log10(a), np.log10(b))
+    else:
+        ok = np.isfinite(p) & np.isfinite(m)
+        pr = pearson_r
+    p, m = p[ok], m[ok]
+    return dict(n=int(p.size), log=bool(log),
+                r=pr(p, m), r_ci=bootstrap_ci(pr, p, m),
+                rho=spearman_r(p, m), rho_ci=bootstrap_ci(spearman_r, p, m),
+                median_rel_err=median_relative_error(p, m),
+                median_rel_err_ci=bootstrap_ci(median_relative_error, p, m))
+
 
 def _close(a, b):
     return np.isclose(np.asarray(a, dtype=float), b, rtol=1e-9, atol=1e-12)
@@ -167,7 +264,9 @@ def depth(ds, ref_input_gap=REF_INPUT_GAP, ref_target_gap=REF_TARGET_GAP):
     out), and the number of trials. ``observed`` is the observed layer's stage: the stage
     whose final dh2 equals the summary's dh2_final in every used trial (-1 if none).
     Returns a list of dicts (arch, gain, stage, n, gaps, observed, and per quantity
-    ``<name>_median``, ``<name>_q25``, ``<name>_q75``). ValueError if the file has no
+    ``<name>_median``, ``<name>_q25``, ``<name>_q75``; per stage, ``stage_rate_h_n_floor``
+    and ``stage_rate_y_n_floor`` count the trials whose rate sits at its floor, <=
+    RATE_FLOOR_MAX: not a measurement, which a figure must not draw as one). ValueError if the file has no
     per-stage results (record.all_layers was off)."""
     if "stage" not in ds.dims:
         raise ResultsFileError(f"{ds.attrs.get('path', '?')}: no per-stage results "
@@ -187,6 +286,8 @@ def depth(ds, ref_input_gap=REF_INPUT_GAP, ref_target_gap=REF_TARGET_GAP):
         row = dict(arch=arch, gain=gain, stage=sub["stage"].values, n=int(use.sum()),
                    gaps="reference" if (g & at_ref & ok).any() else "all",
                    observed=int(np.flatnonzero(equal)[0]) if equal.any() else -1)
+        for name in ("stage_rate_h", "stage_rate_y"):  # added: not part of the quantiles
+            row[f"{name}_n_floor"] = (sub[name].values <= RATE_FLOOR_MAX).sum(axis=0)
         for name in ("stage_fit_loss_rel", "stage_rate_h", "stage_rate_y"):
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", RuntimeWarning)  # a stage with no fit: NaN

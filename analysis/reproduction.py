@@ -289,7 +289,7 @@ def depth_section(path, out):
             print(f"| {int(r['stage'][s])} | {_fmt(r['stage_fit_loss_rel_median'][s])} | "
                   f"{_fmt(r['stage_rate_h_median'][s])} | {_fmt(r['stage_rate_y_median'][s])} |")
     try:
-        fig_depth(ds, out)
+        _plt().close(fig_depth(ds, out)[0])
     except Skip as exc:
         print(f"no figure: {exc}")
 
@@ -310,7 +310,7 @@ def final_distance_section(path, out, stem):
               f"{_fmt(g['median_rel_err'])}")
     tmp = os.path.join(out, "_tmp")
     try:
-        fig_final_distance(ds, tmp)
+        _plt().close(fig_final_distance(ds, tmp)[0])
     except Skip as exc:
         print(f"no figure: {exc}")
         return

@@ -52,7 +52,7 @@ def eq10(rate_h, rate_y, input_gap, target_gap, dh2_0, dyhat2_0):
     return a_high / 2 + np.sqrt(a_high ** 2 / 4 + a_low ** 2)
 
 
-def independent_final_distance(r):
+def independent_final_distance(r, log=False):
     """Fig. 5's numbers from the raw variables: rates averaged per gain over the trials at
     (1, sqrt(0.5)) with status 0 and final loss < 1e-2; the other gaps' converged trials
     compared with Eq. 10 at those rates."""
@@ -70,7 +70,10 @@ def independent_final_distance(r):
                           r["dh2_initial"][keep], r["dyhat2_initial"][keep]))
         meas += list(r["dh2_final"][keep])
     pred, meas = np.array(pred), np.array(meas)
-    return (np.corrcoef(pred, meas)[0, 1], np.median(np.abs(pred - meas) / meas), len(pred),
+    # Pearson r of log10 values if log (a log-log figure's r)
+    return (np.corrcoef(np.log10(pred), np.log10(meas))[0, 1]
+            if log else np.corrcoef(pred, meas)[0, 1],
+            np.median(np.abs(pred - meas) / meas), len(pred),
             n_not_conv)
 
 
@@ -113,12 +116,16 @@ def test_figures_command_writes_all_and_prints_the_numbers(files):
         assert (out / p.rsplit("/", 1)[-1]).stat().st_size > 1000, p
     assert "skipped depth: no per-stage results" in proc.stdout
     # the printed statistics are the independent ones (to the printed digits)
-    want_r, want_err, want_n, want_nc = independent_final_distance(read_results(files["main"]))
-    m = re.search(r"Pearson r = ([-\d.]+), median rel\. error = ([\d.]+) \(n = (\d+)\); left "
+    # (a log-log figure's r is of log10 values, with bootstrap CIs and Spearman beside it)
+    m = re.search(r"Pearson r( \(log10 values\))? = ([-\d.]+) \[[-\d.]+, [-\d.]+\], Spearman = "
+                  r"[-\d.]+ \[[-\d.]+, [-\d.]+\], median rel\. error = ([\d.]+) "
+                  r"\[[\d.]+, [\d.]+\] \(n = (\d+); bootstrap 95 % CIs\); left "
                   r"out (\d+): (\d+) not converged", proc.stdout)
     assert m, proc.stdout
-    assert m.group(1) == f"{want_r:.3f}" and m.group(2) == f"{want_err:.3f}"
-    assert int(m.group(3)) == want_n and int(m.group(5)) == want_nc
+    want_r, want_err, want_n, want_nc = independent_final_distance(read_results(files["main"]),
+                                                                   log=bool(m.group(1)))
+    assert m.group(2) == f"{want_r:.3f}" and m.group(3) == f"{want_err:.3f}"
+    assert int(m.group(4)) == want_n and int(m.group(6)) == want_nc
 
     proc = analysis_cli("figures", files["depth"], "--out", out, "--only", "depth")
     assert proc.returncode == 0, proc.stderr
@@ -189,3 +196,46 @@ def test_summary_counts_and_rates(files):
                         r["dh2_final"][own])
         assert cols[-2] == f"{err:.3f}", cols
     assert "theory-only trials: 24" in proc.stdout
+
+
+def test_figure_functions_return_their_figure_with_readable_text(files):
+    """Every fig_* returns (Figure, paths, lines); with no out_dir nothing is written; no
+    text is smaller than figures.FONT (8 pt) at the figure's own size. On 16b47a5 they
+    returned (paths, lines) and wrote 6-7 pt text."""
+    import matplotlib.text
+    from analysis import figures, load
+    ds = load(files["main"])
+    for name in ("dynamics", "final_distance", "phase_diagram", "fit_quality"):
+        fig, paths, _ = figures.MAKERS[name](ds)
+        assert paths == []
+        sizes = [t.get_fontsize() for t in fig.findobj(matplotlib.text.Text) if t.get_text()]
+        print(name, "smallest text", min(sizes))
+        assert min(sizes) >= figures.FONT, (name, min(sizes))
+        figures._plt().close(fig)
+
+
+def test_dpi_option_sets_the_png_resolution(files, tmp_path):
+    import matplotlib.image
+    sizes = {}
+    for dpi in (50, 100):
+        out = tmp_path / f"d{dpi}"
+        proc = analysis_cli("figures", files["main"], "--out", out, "--only", "fit_quality",
+                            "--dpi", str(dpi))
+        assert proc.returncode == 0, proc.stderr
+        sizes[dpi] = matplotlib.image.imread(out / "fig_fit_quality.png").shape[:2]
+    assert sizes[100][0] == pytest.approx(2 * sizes[50][0], abs=2), sizes
+
+
+def test_correlation_stats_r_on_logs_spearman_and_cis():
+    from analysis import measures
+    rng = np.random.default_rng(1)
+    pred = 10 ** rng.uniform(-2, 2, 40)
+    meas = pred * 10 ** rng.normal(0, 0.2, 40)
+    cs = measures.correlation_stats(pred, meas, log=True)
+    assert cs["r"] == pytest.approx(np.corrcoef(np.log10(pred), np.log10(meas))[0, 1])
+    assert cs["r_ci"][0] < cs["r"] < cs["r_ci"][1]
+    assert cs["median_rel_err_ci"][0] < cs["median_rel_err"] < cs["median_rel_err_ci"][1]
+    assert cs == measures.correlation_stats(pred, meas, log=True), "seeded: reproducible"
+    # one outlier dominates linear r but not the ranks
+    lin = measures.correlation_stats(np.r_[pred, 1e4], np.r_[meas, 1e4], log=False)
+    assert lin["rho"] < lin["r"]
