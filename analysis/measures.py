@@ -12,7 +12,8 @@ import warnings
 import numpy as np
 import xarray as xr
 
-from .results import REF_INPUT_GAP, REF_TARGET_GAP, ResultsFileError, network_trials
+from .results import (REF_INPUT_GAP, REF_TARGET_GAP, ResultsFileError, network_trials,
+                      unstack)
 from .theory import fixed_point, median_relative_error, order_parameter, pearson_r
 
 # The authors' rule for the trials whose rates are averaged (NOTES.md): final loss < 1e-2.
@@ -239,6 +240,8 @@ def phase(ds):
     2; Eq. 48 predicts it vanishes as gain -> 0), ``n_converged``, ``n_ran``,
     ``dh2_final_median``. Returns an xarray Dataset, plus the per-trial ``q`` (with
     ``sample``)."""
+    if "trial" in ds.dims:  # load()'s flat form: this needs the grid's axes
+        ds = unstack(ds)
     s = _samples(ds)
     conv = (s["converged"] == 1) & s["ran"]
     q = order_parameter(s["dh2_final"].values, s["A_high"].values)

@@ -2,8 +2,9 @@
 x gain table and the lazy/rich figure (final distance against gain).
 
 The file holds one entry per finished trial along dimension ``trial`` (with ``stage`` and
-``epoch`` when the job recorded all layers / trajectories); :func:`load` turns it into arrays
-over the grid's axes. Names follow NOTES.md: ``dh2`` = ||dh||² = ||h(x2)-h(x1)||² at the
+``epoch`` when the job recorded all layers / trajectories); :func:`load` opens one or several
+files lazily, flat by default, and :func:`unstack` turns trials into arrays over the grid's
+axes. Names follow NOTES.md: ``dh2`` = ||dh||² = ||h(x2)-h(x1)||² at the
 observed layer, ``dyhat2`` the squared *predicted* output difference, ``target_gap`` the data's
 |y2-y1| (never the prediction)."""
 import os
@@ -28,21 +29,50 @@ class ResultsFileError(ValueError):
     it. ``python3 -m analysis`` prints it and exits with status 2."""
 
 
-def open_results(path):
-    """The raw results file, loaded into memory, dimension ``trial``. Raises ValueError
-    (ResultsFileError) naming the file when it is not a readable repsweep run results file."""
+def _open_one(path):
+    """One results file, opened lazily (variables are read when first used)."""
     path = os.fspath(path)
     try:
-        with xr.open_dataset(path) as ds:
-            ds = ds.load()
+        ds = xr.open_dataset(path)
     except Exception as exc:  # netCDF4/HDF5 raise several types for a corrupt file
         raise ResultsFileError(f"{path}: not a readable netCDF file ({exc})") from exc
     missing = [v for v in ["trial", "block", "status"] + NETWORK_AXES if v not in ds.variables]
     if missing or "job_name" not in ds.attrs or "arch_names" not in ds.attrs:
+        ds.close()
         raise ResultsFileError(f"{path}: not a `repsweep run` results file (missing "
                          f"{', '.join(missing) or 'the job_name or arch_names attribute'})")
     ds.attrs["path"] = path
     return _arch_names(ds)
+
+
+def open_results(*paths):
+    """The raw results file(s), dimension ``trial``, opened lazily: a variable is read from
+    disk when first used (``.values``, a computation), so opening a file of 10^6 trials with
+    trajectories costs little until its trajectories are used. Several files (the shards of
+    a job, or the files of several jobs) become one Dataset along ``trial``, in the order
+    given, with a per-trial coordinate ``file`` (index into ``attrs["paths"]``); the
+    attributes are the first file's. ``arch`` holds architecture names (the file's index
+    into its ``arch_names`` decoded; "" for theory-only trials). Raises ValueError
+    (ResultsFileError) naming the file when one is not a readable repsweep run results file,
+    or when files differ in their variables."""
+    if not paths:
+        raise ResultsFileError("no results file given")
+    parts = [_open_one(p) for p in paths]
+    if len(parts) == 1:
+        return parts[0]
+    first = parts[0]
+    for other in parts[1:]:
+        if set(other.data_vars) != set(first.data_vars):
+            diff = sorted(set(other.data_vars) ^ set(first.data_vars))
+            raise ResultsFileError(f"{first.attrs['path']} and {other.attrs['path']} hold "
+                                   f"different variables ({', '.join(diff)}): not one study")
+    parts = [p.assign_coords(file=("trial", np.full(p.sizes["trial"], i)))
+             for i, p in enumerate(parts)]
+    out = xr.concat(parts, dim="trial", data_vars="minimal", coords="minimal",
+                    compat="override", join="outer", combine_attrs="override")
+    out.attrs = dict(first.attrs)
+    out.attrs["paths"] = [p.attrs["path"] for p in parts]
+    return out
 
 
 def _arch_names(ds):
@@ -83,30 +113,34 @@ def _unstack(flat, axes, path):
         raise ResultsFileError(f"{path}: cannot index the trials by {axes} ({exc})") from exc
 
 
-def load(path, theory=False):
-    """Open a ``repsweep run`` results file as a labelled xarray Dataset.
+def load(*paths, theory=False, unstack=False):
+    """Open ``repsweep run`` results file(s) as one xarray Dataset, lazily (open_results).
 
-    Returns, for ``theory=False`` (default), the network trials with dimensions
-    ``(arch, gain, input_gap, target_gap, seed)``, plus ``stage`` when the job recorded all
-    layers (``stage_rate_h``, ``stage_dh2_final``, ...) and ``epoch`` when it recorded
-    trajectories (``dh2_traj``, ...; ``epoch`` holds the recorded epoch indices). Each axis
-    holds the values present in the file; a combination with no trial in the file (not yet
-    run, or not in the job's grid at all) is NaN (integer variables such as ``status`` and
-    ``converged`` become floats for that) and ``ran`` (bool) is False there, so a partial
-    file of an interrupted run loads the same way. If two blocks share coordinates,
-    ``block`` is a leading dimension. ``grid_index`` is each trial's index in the job's grid.
-    The attributes ``trials_total`` and ``trials_done`` say how much of the job had run.
+    Returns, for ``theory=False`` (default), the network trials along the flat dimension
+    ``trial`` (in grid-index order per file), with ``arch``, ``gain``, ``input_gap``,
+    ``target_gap``, ``seed`` and ``block`` (and ``file`` for several files) as per-trial
+    coordinates, plus ``stage`` when the job recorded all layers (``stage_rate_h``, ...) and
+    ``epoch`` when it recorded trajectories (``dh2_traj``, ...; ``epoch`` holds the recorded
+    epoch indices). A grid is usually sparse in the files (a partial run, gaps that follow
+    the gain, a grown study), so the flat form is the default: it holds exactly the trials
+    that ran. ``unstack=True`` (or :func:`unstack`) gives the N-D form over ``(arch, gain,
+    input_gap, target_gap, seed)`` (``block`` leading if two blocks share coordinates),
+    where a combination with no trial in the files is NaN (integer variables such as
+    ``status`` become floats for that) and ``ran`` (bool) is False, and ``grid_index`` is
+    each trial's index in the job's grid.
 
-    With ``theory=True`` returns the theory-only trials instead, with dimensions
-    ``(rate_h, rate_y, dh2_initial, dyhat2_initial, w_initial, input_gap, target_gap)``
-    (their given rates and initial state; a w_0 derived from the target gap makes that cross
-    sparse: NaN off its diagonal); their results are ``dh2_final`` etc. (the ODE's)
-    and ``A_high``, ``A_low``, ``dh2_predicted`` (Eq. 10-11).
+    With ``theory=True`` returns the theory-only trials instead (flat; unstacked over
+    ``(rate_h, rate_y, dh2_initial, dyhat2_initial, w_initial, input_gap, target_gap)``:
+    their given rates and initial state; a w_0 derived from the target gap makes that cross
+    sparse);
+    their results are ``dh2_final`` etc. (the ODE's) and ``A_high``, ``A_low``,
+    ``dh2_predicted`` (Eq. 10-11).
 
-    The file's global attributes (job_name, job_text, ...) are kept, plus ``path``.
-    Raises ValueError naming the file for a non-repsweep or corrupt netCDF file, or when it
-    holds no trial of the requested kind."""
-    ds = open_results(path)
+    The first file's global attributes (job_name, job_text, trials_total, trials_done, ...)
+    are kept, plus ``path`` (and ``paths``). Raises ValueError naming the file for a
+    non-repsweep or corrupt netCDF file, or when the files hold no trial of the requested
+    kind."""
+    ds = open_results(*paths)
     path = ds.attrs["path"]
     net = is_network(ds)
     flat = ds.isel(trial=np.flatnonzero(~net if theory else net))
@@ -117,18 +151,33 @@ def load(path, theory=False):
         flat = flat.drop_vars([v for v in flat.data_vars
                                if "stage" in flat[v].dims or "epoch" in flat[v].dims])
         flat = flat.drop_vars([d for d in ("stage", "epoch") if d in flat.variables])
-    out = _unstack(flat, THEORY_AXES if theory else NETWORK_AXES, path)
+    return _to_grid(flat, theory) if unstack else flat
+
+
+def unstack(flat, theory=False):
+    """The N-D form (see :func:`load`) of a flat Dataset of network (or, with theory=True,
+    theory-only) trials: indexed by the grid's axes; a combination not in it is NaN and
+    ``ran`` is False there. Reads every variable it keeps."""
+    return _to_grid(flat, theory)
+
+
+def _to_grid(flat, theory):
+    flat = flat.drop_vars([v for v in ("file",) if v in flat.variables])
+    out = _unstack(flat, THEORY_AXES if theory else NETWORK_AXES, flat.attrs.get("path", "?"))
     out["ran"] = out["grid_index"].notnull()
     out["ran"].attrs["long_name"] = "a trial at these coordinates is in the file"
-    out.attrs = dict(ds.attrs)
+    out.attrs = dict(flat.attrs)
     return out
 
 
 def network_trials(ds):
-    """The trials that ran, from the N-D Dataset of :func:`load`, as one dimension
-    ``trial`` (ordered by the grid axes), with ``arch``, ``gain``, ``input_gap``,
-    ``target_gap``, ``seed`` (and ``block``) as per-trial coordinates; per-stage and
-    per-epoch variables become (trial, stage) and (trial, epoch)."""
+    """The trials that ran along one dimension ``trial``, with ``arch``, ``gain``,
+    ``input_gap``, ``target_gap``, ``seed`` (and ``block``) as per-trial coordinates;
+    per-stage and per-epoch variables over (trial, stage) and (trial, epoch). A flat
+    Dataset (:func:`load`'s default) is returned as it is; the N-D one is stacked back
+    (ordered by the grid axes)."""
+    if "trial" in ds.dims:
+        return ds
     dims = [d for d in ["block"] + NETWORK_AXES if d in ds.dims]
     flat = ds.stack(trial=dims).reset_index("trial")
     flat = flat.isel(trial=np.flatnonzero(flat["ran"].values))
@@ -138,7 +187,7 @@ def network_trials(ds):
 # --- the `sweep` command: table and figure ---
 
 def _flat_network(path):
-    ds = open_results(path)
+    ds = open_results(path).load()
     net = ds.isel(trial=np.flatnonzero(is_network(ds)))
     if net.sizes["trial"] == 0:
         raise ResultsFileError(f"{ds.attrs['path']}: no network trials in this file")

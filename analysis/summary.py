@@ -57,7 +57,7 @@ def summary_lines(path):
                  f"n = {fd['n_kept']})")
     try:
         th = load(path, theory=True)
-        lines.append(f"theory-only trials: {int(th['ran'].sum())}")
+        lines.append(f"theory-only trials: {th.sizes['trial']}")
     except ResultsFileError:  # no theory-only block
         pass
     return lines

@@ -51,7 +51,7 @@ def stopped(repsweep_bin, tmp_path_factory):
 
 def test_load_masks_missing_trials(stopped):
     r = read_results(stopped)
-    ds = load(stopped)
+    ds = load(stopped, unstack=True)
     assert int(ds["ran"].sum()) == len(r["trial"]) == ds.attrs["trials_done"]
     assert ds.attrs["trials_total"] == len(GAINS) * len(TARGETS) * len(SEEDS)
     assert int(ds["status"].notnull().sum()) == len(r["trial"])

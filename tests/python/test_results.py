@@ -92,7 +92,7 @@ def test_stage_and_trajectory_equal_repsweep_trial(repsweep_bin, layered, tmp_pa
 
 
 def test_load_dims_and_coords(layered):
-    ds = analysis.load(layered[1])
+    ds = analysis.load(layered[1], unstack=True)
     assert dict(ds.sizes) == {"arch": 1, "gain": 2, "input_gap": 1, "target_gap": 1, "seed": 2,
                               "stage": 20, "epoch": -(-EPOCHS // STRIDE)}, dict(ds.sizes)
     assert list(ds["gain"].values) == list(GAINS)
@@ -105,7 +105,7 @@ def test_load_dims_and_coords(layered):
     (i,) = np.flatnonzero((flat["gain"] == 1.2) & (flat["seed"] == 1))
     got = ds["dh2_final"].sel(arch="narrow", gain=1.2, seed=1).squeeze()
     assert float(got) == flat["dh2_final"][i]
-    th = analysis.load(layered[1], theory=True)
+    th = analysis.load(layered[1], theory=True, unstack=True)
     assert {"rate_h", "rate_y", "dh2_initial", "target_gap"} <= set(th.dims)
     assert "stage" not in th.dims and "epoch" not in th.dims
 
@@ -127,7 +127,7 @@ def test_load_partial_file_has_nan_for_trials_not_run(repsweep_bin, tmp_path):
     flat = read_results(out)
     n_done = len(flat["trial"])
     assert 1 <= n_done < len(GAINS) * len(SEEDS), err
-    ds = analysis.load(out)
+    ds = analysis.load(out, unstack=True)
     finite = np.isfinite(ds["dh2_final"].values)
     assert finite.sum() == n_done
     # NaN exactly where no trial ran: the status and the trajectories too
@@ -178,3 +178,36 @@ def test_sweep_command_writes_table_and_figure(repsweep_bin, tmp_path):
     bad = subprocess.run([sys.executable, "-m", "analysis", "sweep", str(job)],
                          capture_output=True, text=True, cwd=REPO_ROOT, timeout=60)
     assert bad.returncode == 2 and "qs.cfg" in bad.stderr, bad.stderr
+
+
+def test_load_is_flat_lazy_and_takes_several_files(repsweep_bin, tmp_path):
+    """analysis.load keeps the file's flat `trial` dimension (a sparse grid costs nothing),
+    reads variables only when used, and reads the shards of a job as one Dataset equal to
+    the unsharded run's (16b47a5's load took one path and unstacked eagerly into the dense
+    grid)."""
+    job = write_job(tmp_path / "flat.cfg", name="flat", gains=GAINS, lrs=LRS, seeds=SEEDS,
+                    epochs=200, record="trajectory_stride = 10;")
+    whole = tmp_path / "whole.nc"
+    assert run(repsweep_bin, job, whole).returncode == 0
+    shards = [tmp_path / f"s{i}.nc" for i in range(2)]
+    for i, s in enumerate(shards):
+        proc = run(repsweep_bin, job, s, "--shard", f"{i}/2")
+        assert proc.returncode == 0, proc.stderr
+    ds = analysis.load(whole)
+    n_net = len(GAINS) * len(SEEDS)
+    assert dict(ds.sizes) == {"trial": n_net, "epoch": 20}, dict(ds.sizes)
+    for name in ("arch", "gain", "seed", "input_gap", "target_gap", "block"):
+        assert name in ds.coords, name
+    assert set(ds["arch"].values) == {"narrow"}
+    assert not ds["dh2_traj"].variable._in_memory  # not read yet
+    both = analysis.load(*shards)
+    assert both.sizes["trial"] == n_net and both.attrs["paths"] == [str(s) for s in shards]
+    assert sorted(set(both["file"].values.tolist())) == [0, 1]
+    both = both.sortby("trial")
+    for name in ("dh2_final", "dh2_traj", "rate_h", "status", "gain", "seed"):
+        np.testing.assert_array_equal(both[name].values, ds[name].values, err_msg=name)
+    # the N-D form on request, from several files too
+    grid = analysis.load(*shards, unstack=True)
+    assert dict(grid.sizes)["seed"] == len(SEEDS) and bool(grid["ran"].all())
+    th = analysis.load(*shards, theory=True)
+    assert th.sizes["trial"] == 4 and (th["arch"].values == "").all()
