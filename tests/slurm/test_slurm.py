@@ -26,7 +26,7 @@ QUICKSTART = REPO_ROOT / "jobs" / "quickstart.cfg"
 LONG = HERE / "long.cfg"       # the template of the time-limit test's sweep (long_job)
 CANCEL = HERE / "cancel.cfg"   # 200 trials
 # Provenance attributes: where, when, how and by what a file was written.
-PROVENANCE = {"command_line", "openblas_config", "merged_from"}
+PROVENANCE = {"command_line", "openblas_config", "merged_from", "history"}
 
 
 def is_provenance(name):
