@@ -64,7 +64,7 @@ typedef struct {
  * arch_trials_expected and arch_grid_trials (per name: the shard's and the grid's trials).
  * The snapshot's records have the grid's layout (rs_store_layout_of); their extras become variables over (trial, stage), (trial, epoch) and (trial, epoch, stage),
  * with coordinate variables `stage` (0-based) and `epoch` (the recorded epoch indices).
- * Every variable over trial is compressed (zlib level 4, shuffle) in chunks of about 64 Ki
+ * Every variable over trial is compressed (zlib level 4, shuffle) in chunks of about 32 Ki
  * values: many trials of a summary variable, whole trajectories of a few trials. The file is
  * written to "PATH.tmp", fsync'ed, then
  * renamed over `path`, so a kill at any moment leaves either the old file or the new one,
