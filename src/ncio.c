@@ -136,6 +136,36 @@ static int put_flags(int nc, int var, nc_type type, int n, const long long *valu
  * quickstart file from 1.63 to 0.97 MB; higher levels gain little for much more time. */
 enum { DEFLATE_LEVEL = 4 };
 
+/* Values per chunk of a variable over trial: 32 Ki (256 KiB of doubles). */
+enum { CHUNK_VALUES = 1 << 15 };
+
+/* Trials per chunk of a variable whose trial holds `per_trial` values: about CHUNK_VALUES
+ * values per chunk, so reading one variable over all trials reads few chunks (31 for 10^6
+ * summaries) and reading one trial's trajectory decompresses one chunk of each variable. */
+static size_t trials_per_chunk(size_t n, size_t per_trial)
+{
+    size_t k = (size_t)CHUNK_VALUES / (per_trial ? per_trial : 1);
+    k = k < 1 ? 1 : k;
+    return k < n ? k : n;
+}
+
+/* Chunk var (ndims dimensions, chunks `chunks`, elements of `esize` bytes) and compress it.
+ * Its chunk cache holds two chunks: the writers fill chunks in order, so one being filled
+ * and the next are all a variable needs (netCDF's default cache, several MiB a variable,
+ * made rank 0 hold most of a file of 10^6 trials in memory while writing it). */
+static int def_chunked(int nc, int var, int ndims, const size_t *chunks, size_t esize)
+{
+    size_t bytes = esize;
+    for (int d = 0; d < ndims; d++)
+        bytes *= chunks[d];
+    int st = nc_def_var_chunking(nc, var, NC_CHUNKED, chunks);
+    if (st == NC_NOERR)
+        st = nc_def_var_deflate(nc, var, 1, 1, DEFLATE_LEVEL);
+    if (st == NC_NOERR)
+        st = nc_set_var_chunk_cache(nc, var, 2 * bytes, 7, 0.75f);
+    return st;
+}
+
 /* Define a variable with CF attributes; doubles get _FillValue RS_STORE_FILL_DOUBLE (write
  * them through fill_nan). chunks: NULL for contiguous storage, else the chunk shape, and the
  * variable is compressed (zlib level 4 with the shuffle filter). */
@@ -144,11 +174,8 @@ static int def_cf_var(int nc, const char *name, nc_type type, int ndims, const i
                       const char *comment, int *var)
 {
     int st = nc_def_var(nc, name, type, ndims, dims, var);
-    if (st == NC_NOERR && chunks && ndims > 0) {
-        st = nc_def_var_chunking(nc, *var, NC_CHUNKED, chunks);
-        if (st == NC_NOERR)
-            st = nc_def_var_deflate(nc, *var, 1, 1, DEFLATE_LEVEL);
-    }
+    if (st == NC_NOERR && chunks && ndims > 0)
+        st = def_chunked(nc, *var, ndims, chunks, type == NC_INT ? 4 : 8);
     if (st == NC_NOERR && type == NC_DOUBLE) {
         double fill = RS_STORE_FILL_DOUBLE;
         st = nc_def_var_fill(nc, *var, 0, &fill);
@@ -594,16 +621,6 @@ static char *block_meanings(const rs_grid *grid)
     return s;
 }
 
-/* Trials per chunk of a variable whose trial holds `per_trial` values: about 64 Ki values
- * (512 KiB of doubles) per chunk, so reading one variable over all trials reads few chunks
- * and reading one trial's trajectory decompresses one chunk of each variable. */
-static size_t trials_per_chunk(size_t n, size_t per_trial)
-{
-    size_t k = ((size_t)1 << 16) / (per_trial ? per_trial : 1);
-    k = k < 1 ? 1 : k;
-    return k < n ? k : n;
-}
-
 /* The file's variables: ids and what write_batch needs. */
 typedef struct {
     int trial, block, arch, gain, seed, input, target, stage, epoch;
@@ -856,15 +873,14 @@ static size_t sweep_batch(size_t n, const rs_store_layout *l)
 size_t rs_ncio_sweep_writer_bytes(const rs_store_layout *l)
 {
     /* a batch of records, write_batch's column buffer and coordinates (7 arrays of at most
-     * 8 bytes), and per variable over trial the chunk being filled (HDF5's cache: about
-     * 64 Ki values) */
+     * 8 bytes), and per variable over trial its chunk cache (def_chunked: two chunks) */
     int n_fields;
     rs_store_extra ex[RS_STORE_EXTRAS_MAX];
     rs_store_fields(&n_fields);
     size_t batch = sweep_batch(SIZE_MAX / 2, l), vars = 7 + (size_t)n_fields +
                                                         (size_t)rs_store_extras(l, ex);
     return batch * (rs_store_record_bytes(l) + (1 + rs_store_layout_doubles(l) + 7) *
-                    sizeof(double)) + vars * ((size_t)1 << 16) * sizeof(double);
+                    sizeof(double)) + vars * 2 * (size_t)CHUNK_VALUES * sizeof(double);
 }
 
 static int write_sweep_file(const char *path, const rs_grid *grid, rs_store_snapshot *snap,
@@ -1380,9 +1396,12 @@ static int copy_storage(int out, int ov, int nd, const int *dims, size_t total)
         per_trial *= chunks[d];
     }
     chunks[0] = trials_per_chunk(total, per_trial);
-    if ((st = nc_def_var_chunking(out, ov, NC_CHUNKED, chunks)) != NC_NOERR)
+    nc_type type;
+    size_t esize;
+    if ((st = nc_inq_vartype(out, ov, &type)) != NC_NOERR ||
+        (st = nc_inq_type(out, type, NULL, &esize)) != NC_NOERR)
         return st;
-    return nc_def_var_deflate(out, ov, 1, 1, DEFLATE_LEVEL);
+    return def_chunked(out, ov, nd, chunks, esize);
 }
 
 /* Define in `out` the dimensions and variables of `in` (trial: `total` long), with every

@@ -28,8 +28,9 @@ static const char STATUS_MEANINGS[] =
     "error_ode_failed error_io error_parse error_not_found error_netcdf";
 static const long long BOOL_VALUES[] = {0, 1};
 
-#define FIELD(name, long_name, units, comment, is_int, timing) \
-    {#name, long_name, units, comment, offsetof(rs_store_record, name), is_int, timing, 0, NULL, NULL}
+#define FIELD(name, long_name, units, comment, is_int, timing)                                \
+    {#name, long_name, units, comment, offsetof(rs_store_record, name), is_int, timing, 0,   \
+     NULL, NULL}
 #define FLAGS(name, long_name, comment, values, meanings)                                   \
     {#name, long_name, "1", comment, offsetof(rs_store_record, name), 1, 0,                 \
      (int)(sizeof values / sizeof *values), values, meanings}
@@ -85,8 +86,6 @@ const rs_store_field *rs_store_fields(int *count)
 
 /* --- the layout of the extras --- */
 
-enum { STAGE_ARRAYS = 5, EPOCH_ARRAYS = 8 };
-
 void rs_store_layout_of(const rs_grid *grid, rs_store_layout *l)
 {
     const rs_job *job = grid->job;
@@ -113,10 +112,98 @@ void rs_store_layout_of(const rs_grid *grid, rs_store_layout *l)
     }
 }
 
-size_t rs_store_layout_doubles(const rs_store_layout *l)
+/* The arrays of the extras (store.h), in extras order: one definition of each, which the
+ * writers (rs_store_extras) and the record's assembly (extras_from_trial) both use. */
+enum {
+    EX_STAGE_RATE_H,
+    EX_STAGE_RATE_Y,
+    EX_STAGE_FIT_LOSS_REL,
+    EX_STAGE_DH2_FINAL,
+    EX_STAGE_DH2_PREDICTED, /* per stage */
+    EX_DH2_TRAJ,
+    EX_DYHAT2_TRAJ,
+    EX_W_TRAJ,
+    EX_LOSS_TRAJ,
+    EX_DH2_THEORY_TRAJ,
+    EX_DYHAT2_THEORY_TRAJ,
+    EX_W_THEORY_TRAJ,
+    EX_LOSS_THEORY_TRAJ, /* per epoch */
+    EX_DH2_STAGE_TRAJ, /* per epoch and stage */
+    EX_COUNT
+};
+
+static const struct {
+    const char *name, *long_name, *units, *comment;
+    rs_store_shape shape;
+} extra_defs[EX_COUNT] = {
+    [EX_STAGE_RATE_H] =
+        {"stage_rate_h", "encoder rate per stage", "1", "1/tau_h" RATE_COMMENT "; fitted to "
+         "dh2 at each stage (Eq. 49)", RS_STORE_PER_STAGE},
+    [EX_STAGE_RATE_Y] =
+        {"stage_rate_y", "decoder rate per stage", "1", "1/tau_y" RATE_COMMENT "; fitted with "
+         "dh2 at each stage (Eq. 49)", RS_STORE_PER_STAGE},
+    [EX_STAGE_FIT_LOSS_REL] =
+        {"stage_fit_loss_rel", "relative fit loss per stage", "1", "relative Eq. 49 fit loss "
+         "with dh2 at each stage", RS_STORE_PER_STAGE},
+    [EX_STAGE_DH2_FINAL] =
+        {"stage_dh2_final", "final dh2 per stage", "1", "dh2 = ||h(x2)-h(x1)||^2 at each stage "
+         "at the last epoch", RS_STORE_PER_STAGE},
+    [EX_STAGE_DH2_PREDICTED] =
+        {"stage_dh2_predicted", "predicted final dh2 per stage", "1", "the stable fixed point "
+         "(Eq. 10) at each stage", RS_STORE_PER_STAGE},
+    [EX_DH2_TRAJ] =
+        {"dh2_traj", "dh2", "1", "dh2 = ||h(x2)-h(x1)||^2 at the observed layer at the recorded "
+         "epochs", RS_STORE_PER_EPOCH},
+    [EX_DYHAT2_TRAJ] =
+        {"dyhat2_traj", "dyhat2", "1", "dyhat2 = ||f(x2)-f(x1)||^2 (predicted output "
+         "difference, not the target gap) at the recorded epochs", RS_STORE_PER_EPOCH},
+    [EX_W_TRAJ] =
+        {"w_traj", "w", "1", "w = dyhat2 - (f(x2)-f(x1))(y2-y1) at the recorded epochs",
+     RS_STORE_PER_EPOCH},
+    [EX_LOSS_TRAJ] =
+        {"loss_traj", "loss", "1", "training loss at the recorded epochs", RS_STORE_PER_EPOCH},
+    [EX_DH2_THEORY_TRAJ] =
+        {"dh2_theory_traj", "theory dh2", "1", "dh2 of the effective theory (Eq. 7) with the "
+         "trial's fitted rates from its measured epoch-0 state; missing where there was no "
+         "fit", RS_STORE_PER_EPOCH},
+    [EX_DYHAT2_THEORY_TRAJ] =
+        {"dyhat2_theory_traj", "theory dyhat2", "1", "dyhat2 (predicted output difference) of "
+         "the effective theory (Eq. 7) with the fitted rates; missing where there was no fit",
+     RS_STORE_PER_EPOCH},
+    [EX_W_THEORY_TRAJ] =
+        {"w_theory_traj", "theory w", "1", "w of the effective theory (Eq. 7) with the fitted "
+         "rates; missing where there was no fit", RS_STORE_PER_EPOCH},
+    [EX_LOSS_THEORY_TRAJ] =
+        {"loss_theory_traj", "theory loss", "1", "loss of the effective theory (Eq. 9) with "
+         "the fitted rates and 1/tau_ybar; missing where there was no fit",
+     RS_STORE_PER_EPOCH},
+    [EX_DH2_STAGE_TRAJ] =
+        {"dh2_stage_traj", "dh2 per stage", "1", "dh2 at each stage at the recorded epochs",
+     RS_STORE_PER_EPOCH_STAGE},
+};
+
+/* Doubles of an array of shape `shape` in layout l. */
+static size_t extra_count(const rs_store_layout *l, rs_store_shape shape)
 {
     size_t S = (size_t)l->n_stages, E = (size_t)l->n_epochs;
-    return STAGE_ARRAYS * S + EPOCH_ARRAYS * E + E * S;
+    return shape == RS_STORE_PER_STAGE ? S : shape == RS_STORE_PER_EPOCH ? E : E * S;
+}
+
+/* Where each array starts in the extras of layout l (in doubles). */
+static void extra_offsets(const rs_store_layout *l, size_t off[EX_COUNT])
+{
+    size_t at = 0;
+    for (int i = 0; i < EX_COUNT; i++) {
+        off[i] = at;
+        at += extra_count(l, extra_defs[i].shape);
+    }
+}
+
+size_t rs_store_layout_doubles(const rs_store_layout *l)
+{
+    size_t off[EX_COUNT];
+    extra_offsets(l, off);
+    return off[EX_COUNT - 1] + extra_count(l, extra_defs[EX_COUNT - 1].shape);
 }
 
 size_t rs_store_record_bytes(const rs_store_layout *l)
@@ -141,53 +228,16 @@ static double *extras_of(rs_store_record *rec)
 
 int rs_store_extras(const rs_store_layout *l, rs_store_extra *out)
 {
-    static const struct {
-        const char *name, *long_name, *units, *comment;
-        rs_store_shape shape;
-    } all[] = {
-        {"stage_rate_h", "encoder rate per stage", "1", "1/tau_h" RATE_COMMENT "; fitted to "
-         "dh2 at each stage (Eq. 49)", RS_STORE_PER_STAGE},
-        {"stage_rate_y", "decoder rate per stage", "1", "1/tau_y" RATE_COMMENT "; fitted with "
-         "dh2 at each stage (Eq. 49)", RS_STORE_PER_STAGE},
-        {"stage_fit_loss_rel", "relative fit loss per stage", "1", "relative Eq. 49 fit loss "
-         "with dh2 at each stage", RS_STORE_PER_STAGE},
-        {"stage_dh2_final", "final dh2 per stage", "1", "dh2 = ||h(x2)-h(x1)||^2 at each stage "
-         "at the last epoch", RS_STORE_PER_STAGE},
-        {"stage_dh2_predicted", "predicted final dh2 per stage", "1", "the stable fixed point "
-         "(Eq. 10) at each stage", RS_STORE_PER_STAGE},
-        {"dh2_traj", "dh2", "1", "dh2 = ||h(x2)-h(x1)||^2 at the observed layer at the recorded "
-         "epochs", RS_STORE_PER_EPOCH},
-        {"dyhat2_traj", "dyhat2", "1", "dyhat2 = ||f(x2)-f(x1)||^2 (predicted output "
-         "difference, not the target gap) at the recorded epochs", RS_STORE_PER_EPOCH},
-        {"w_traj", "w", "1", "w = dyhat2 - (f(x2)-f(x1))(y2-y1) at the recorded epochs",
-         RS_STORE_PER_EPOCH},
-        {"loss_traj", "loss", "1", "training loss at the recorded epochs", RS_STORE_PER_EPOCH},
-        {"dh2_theory_traj", "theory dh2", "1", "dh2 of the effective theory (Eq. 7) with the "
-         "trial's fitted rates from its measured epoch-0 state; missing where there was no "
-         "fit", RS_STORE_PER_EPOCH},
-        {"dyhat2_theory_traj", "theory dyhat2", "1", "dyhat2 (predicted output difference) of "
-         "the effective theory (Eq. 7) with the fitted rates; missing where there was no fit",
-         RS_STORE_PER_EPOCH},
-        {"w_theory_traj", "theory w", "1", "w of the effective theory (Eq. 7) with the fitted "
-         "rates; missing where there was no fit", RS_STORE_PER_EPOCH},
-        {"loss_theory_traj", "theory loss", "1", "loss of the effective theory (Eq. 9) with "
-         "the fitted rates and 1/tau_ybar; missing where there was no fit",
-         RS_STORE_PER_EPOCH},
-        {"dh2_stage_traj", "dh2 per stage", "1", "dh2 at each stage at the recorded epochs",
-         RS_STORE_PER_EPOCH_STAGE},
-    };
-    size_t counts[3] = {(size_t)l->n_stages, (size_t)l->n_epochs,
-                        (size_t)l->n_epochs * (size_t)l->n_stages};
-    size_t offset = 0;
+    size_t off[EX_COUNT];
     int n = 0;
-    for (size_t i = 0; i < sizeof all / sizeof *all; i++) {
-        size_t count = counts[all[i].shape];
+    extra_offsets(l, off);
+    for (int i = 0; i < EX_COUNT; i++) {
+        size_t count = extra_count(l, extra_defs[i].shape);
         if (count == 0)
             continue;
-        out[n] = (rs_store_extra){all[i].name, all[i].long_name, all[i].units, all[i].comment,
-                                  all[i].shape, offset, count};
-        offset += count;
-        n++;
+        out[n++] = (rs_store_extra){extra_defs[i].name, extra_defs[i].long_name,
+                                    extra_defs[i].units, extra_defs[i].comment,
+                                    extra_defs[i].shape, off[i], count};
     }
     return n;
 }
@@ -214,34 +264,35 @@ static void extras_from_trial(const rs_store_layout *l, const rs_trial_spec *s,
                               const rs_trajectory *t, const rs_trial_result *r,
                               rs_store_record *rec)
 {
-    size_t S = (size_t)l->n_stages, E = (size_t)l->n_epochs;
-    double *x = extras_of(rec), *traj = x + STAGE_ARRAYS * S;
+    size_t S = (size_t)l->n_stages, E = (size_t)l->n_epochs, off[EX_COUNT];
+    double *x = extras_of(rec);
     int fitted = r->status != RS_S_DIVERGED && s->fit && r->epochs_run >= 3;
+    extra_offsets(l, off);
     for (size_t k = 0; k < S && k < (size_t)r->n_stages; k++) {
         const rs_fit_result *f = &r->stage_fit[k];
         if (fitted && f->status != RS_S_FIT_FAILED) {
-            x[k] = f->rate_h;
-            x[S + k] = f->rate_y;
-            x[2 * S + k] = f->fit_loss_rel;
+            x[off[EX_STAGE_RATE_H] + k] = f->rate_h;
+            x[off[EX_STAGE_RATE_Y] + k] = f->rate_y;
+            x[off[EX_STAGE_FIT_LOSS_REL] + k] = f->fit_loss_rel;
         }
-        x[3 * S + k] = r->stage_dh2_final[k];
+        x[off[EX_STAGE_DH2_FINAL] + k] = r->stage_dh2_final[k];
         if (fitted)
-            x[4 * S + k] = r->stage_dh2_predicted[k];
+            x[off[EX_STAGE_DH2_PREDICTED] + k] = r->stage_dh2_predicted[k];
     }
+    /* the per-epoch arrays' sources; the theory curves only with a fit (NaN already where
+     * it failed: trial.c's theory_curves) */
+    const struct { int id; const double *src; int needs_fit; } curves[] = {
+        {EX_DH2_TRAJ, t->dh2, 0}, {EX_DYHAT2_TRAJ, t->dyhat2, 0}, {EX_W_TRAJ, t->w, 0},
+        {EX_LOSS_TRAJ, t->loss, 0}, {EX_DH2_THEORY_TRAJ, t->dh2_theory, 1},
+        {EX_DYHAT2_THEORY_TRAJ, t->dyhat2_theory, 1}, {EX_W_THEORY_TRAJ, t->w_theory, 1},
+        {EX_LOSS_THEORY_TRAJ, t->loss_theory, 1}};
     for (size_t k = 0; k < E && (long)k * l->stride < t->epochs_run; k++) {
         size_t e = k * (size_t)l->stride;
-        traj[k] = t->dh2[e];
-        traj[E + k] = t->dyhat2[e];
-        traj[2 * E + k] = t->w[e];
-        traj[3 * E + k] = t->loss[e];
-        if (fitted) { /* NaN already where the fit failed (trial.c's theory_curves) */
-            traj[4 * E + k] = t->dh2_theory[e];
-            traj[5 * E + k] = t->dyhat2_theory[e];
-            traj[6 * E + k] = t->w_theory[e];
-            traj[7 * E + k] = t->loss_theory[e];
-        }
+        for (size_t c = 0; c < sizeof curves / sizeof *curves; c++)
+            if (fitted || !curves[c].needs_fit)
+                x[off[curves[c].id] + k] = curves[c].src[e];
         for (size_t j = 0; j < S && j < (size_t)t->n_stages; j++)
-            traj[EPOCH_ARRAYS * E + k * S + j] = t->dh2_stages[e * (size_t)t->n_stages + j];
+            x[off[EX_DH2_STAGE_TRAJ] + k * S + j] = t->dh2_stages[e * (size_t)t->n_stages + j];
     }
 }
 
@@ -281,6 +332,31 @@ void rs_store_record_from_trial(uint64_t index, const rs_store_layout *l,
     rec->A_high = r->A_high;
     rec->A_low = r->A_low;
     rec->dh2_predicted = r->dh2_predicted;
+}
+
+void rs_store_record_from_theory(uint64_t index, const rs_store_layout *l,
+                                 const rs_theory_params *p, rs_theory_state initial,
+                                 long epochs, int status, const rs_theory_state *final,
+                                 rs_store_record *rec)
+{
+    double A_high, A_low, dh2_predicted;
+    rs_store_record_clear(index, l, rec);
+    rec->status = status;
+    rec->epochs_run = epochs;
+    rec->rate_h = p->rate_h;
+    rec->rate_y = p->rate_y;
+    rec->dh2_initial = initial.dh2;
+    rec->dyhat2_initial = initial.dyhat2;
+    rec->w_initial = initial.w;
+    if (final && (status == RS_OK || status == RS_S_COLLAPSED)) {
+        rec->dh2_final = final->dh2;
+        rec->dyhat2_final = final->dyhat2;
+        rec->w_final = final->w;
+    }
+    rs_theory_fixed_point(p, initial, &A_high, &A_low, &dh2_predicted);
+    rec->A_high = A_high;
+    rec->A_low = A_low;
+    rec->dh2_predicted = dh2_predicted;
 }
 
 uint64_t rs_store_hash_text(const char *text)

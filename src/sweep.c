@@ -81,23 +81,10 @@ static int theory_trial(const rs_store_layout *l, const rs_grid_trial *t, uint64
                           t->target_gap * t->target_gap};
     rs_theory_state init = {t->dh2_0, t->dyhat2_0, t->w_0}, out[2];
     double times[2] = {0.0, (double)t->epochs};
-    rs_store_record_clear(index, l, rec);
     rs_theory_solver *solver = rs_theory_solver_alloc(1e-10);
     int st = solver ? rs_theory_solve(solver, &p, init, times, 2, out) : RS_E_NOMEM;
     rs_theory_solver_free(solver);
-    rec->status = st;
-    rec->epochs_run = t->epochs;
-    rec->rate_h = t->rate_h;
-    rec->rate_y = t->rate_y;
-    rec->dh2_initial = init.dh2;
-    rec->dyhat2_initial = init.dyhat2;
-    rec->w_initial = init.w;
-    if (st == RS_OK || st == RS_S_COLLAPSED) {
-        rec->dh2_final = out[1].dh2;
-        rec->dyhat2_final = out[1].dyhat2;
-        rec->w_final = out[1].w;
-    }
-    rs_theory_fixed_point(&p, init, &rec->A_high, &rec->A_low, &rec->dh2_predicted);
+    rs_store_record_from_theory(index, l, &p, init, t->epochs, st, &out[1], rec);
     return RS_OK;
 }
 

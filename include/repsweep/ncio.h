@@ -51,26 +51,29 @@ typedef struct {
 
 /* Write the finished trials of snapshot `snap` (store.h: read back from the journal in grid
  * order, a batch of about 8 MiB of records at a time, so the writer's memory does not grow
- * with the trials) of `grid` to `path` as a netCDF-4 file following CF-1.8: dimension `trial`; per trial the grid index
- * `trial` and the coordinates `block`, `arch`, `gain`, `seed`, `input_gap`, `target_gap`
- * (named in the global `coordinates`; `block` and `arch` are integer indices with
- * flag_values / flag_meanings, `arch` into the global arch_names; a theory-only trial's arch,
- * gain and seed are missing: _FillValue), and one variable per rs_store_field with the
- * schema's attributes (store.h; NaN is written as RS_STORE_FILL_DOUBLE). Global attributes:
- * Conventions, title, history, source, references, coordinates, the provenance (info, the
- * build), trials_total and grid_trials (the grid's trials), trials_done, shard_index,
- * shard_count, trials_expected (the shard's trials), created (ISO 8601) and created_unix,
- * updated (unix time of this write), arch_names (rs_grid_arch_trials' names joined by ","),
- * arch_trials_expected and arch_grid_trials (per name: the shard's and the grid's trials).
- * The snapshot's records have the grid's layout (rs_store_layout_of); their extras become variables over (trial, stage), (trial, epoch) and (trial, epoch, stage),
- * with coordinate variables `stage` (0-based) and `epoch` (the recorded epoch indices).
- * Every variable over trial is compressed (zlib level 4, shuffle) in chunks of about 64 Ki
- * values: many trials of a summary variable, whole trajectories of a few trials. The file is
- * written to "PATH.tmp", fsync'ed, then
- * renamed over `path`, so a kill at any moment leaves either the old file or the new one,
- * never a half-written one. On error returns RS_E_NETCDF / RS_E_IO / RS_E_NOMEM with a
- * message naming the file in err (RS_E_IO also when the journal cannot be read); `path` is
- * then unchanged. Not collective; uses netCDF, so one thread at a time may call ncio. */
+ * with the trials) of `grid` to `path` as a netCDF-4 file following CF-1.8: dimension
+ * `trial`; per trial the grid index `trial` and the coordinates `block`, `arch`, `gain`,
+ * `seed`, `input_gap`, `target_gap` (named in the global `coordinates`; `block` and `arch`
+ * are integer indices with flag_values / flag_meanings, `arch` into the global arch_names; a
+ * theory-only trial's arch, gain and seed are missing: _FillValue), and one variable per
+ * rs_store_field with the schema's attributes (store.h; NaN is written as
+ * RS_STORE_FILL_DOUBLE). Global attributes: Conventions, title, history, source,
+ * references, coordinates, the provenance (info, the build), trials_total and grid_trials
+ * (the grid's trials), trials_done, shard_index, shard_count, trials_expected (the shard's
+ * trials), created (ISO 8601) and created_unix, updated (unix time of this write),
+ * arch_names (rs_grid_arch_trials' names joined by ","), arch_trials_expected and
+ * arch_grid_trials (per name: the shard's and the grid's trials). The snapshot's records
+ * have the grid's layout (rs_store_layout_of); their extras become variables over (trial,
+ * stage), (trial, epoch) and (trial, epoch, stage), with coordinate variables `stage`
+ * (0-based) and `epoch` (the recorded epoch indices). Every variable over trial is
+ * compressed (zlib level 4, shuffle) in chunks of about 32 Ki values (many trials of a
+ * summary variable, whole trajectories of a few trials), each with a chunk cache of two
+ * chunks. The file is written to "PATH.tmp", fsync'ed, then renamed over `path`, so a kill
+ * at any moment leaves either the old file or the new one, never a half-written one. On
+ * error returns RS_E_NETCDF / RS_E_IO / RS_E_NOMEM with a message naming the file and, when
+ * the system gave one, its reason in err (RS_E_IO also when the journal cannot be read);
+ * `path` is then unchanged. Not collective; uses netCDF, so one thread at a time may call
+ * ncio. */
 int rs_ncio_write_sweep(const char *path, const rs_grid *grid, rs_store_snapshot *snap,
                         const rs_ncio_sweep_info *info, char *err, size_t err_len);
 

@@ -29,6 +29,7 @@
 #include <stdint.h>
 
 #include "repsweep/grid.h"
+#include "repsweep/theory.h"
 #include "repsweep/trial.h"
 
 /* One finished trial. Every field is 8 bytes, so the struct has no padding and is written
@@ -133,8 +134,16 @@ int rs_store_extras(const rs_store_layout *l, rs_store_extra *out);
 void rs_store_record_from_trial(uint64_t index, const rs_store_layout *l,
                                 const rs_trial_spec *spec, const rs_trajectory *traj,
                                 const rs_trial_result *res, rs_store_record *rec);
+/* A theory-only trial's record: ODE `p` from `initial` over `epochs` epochs ended with
+ * `status` (RS_OK, RS_S_COLLAPSED: `final` is its state; an error: final may be NULL), the
+ * given rates and initial state, and Eq. 10-11 (rs_theory_fixed_point); every other field
+ * missing (NaN, integers 0). `rec` has room for rs_store_record_bytes(l). */
+void rs_store_record_from_theory(uint64_t index, const rs_store_layout *l,
+                                 const rs_theory_params *p, rs_theory_state initial,
+                                 long epochs, int status, const rs_theory_state *final,
+                                 rs_store_record *rec);
 /* A record with every double NaN (extras included) and every integer 0 (the start of a
- * theory record). */
+ * record, and a trial that could not run). */
 void rs_store_record_clear(uint64_t index, const rs_store_layout *l, rs_store_record *rec);
 
 /* 64-bit FNV-1a hash of a text (the job file's full text). */

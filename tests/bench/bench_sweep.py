@@ -24,7 +24,7 @@ dispatch  theory-only trials of one epoch (the cheapest trial there is) through 
 scale     N theory-only trials of one epoch by one `repsweep run` process, with checkpoints
           off and every --save-every seconds: wall times (their difference estimates the
           checkpoints' share; builds that report their checkpoints print that too), rank 0's
-          peak RSS (the process's, from wait4), the time of the final FILE.nc rewrite alone (a
+          peak RSS (the process's, from /usr/bin/time), the time of the final FILE.nc rewrite alone (a
           rerun), FILE.nc's size against its variables' uncompressed size, the journal's; then
           xarray: open, load, a groupby mean over the fastest axis (target_gap: 100 trials a
           group for N = 1e6) grouped by the other four, and a groupby over target_gap.
@@ -66,8 +66,8 @@ def repsweep_bin(arg):
     return str(path.resolve())
 
 
-# the last run's peak resident memory (MiB; the process itself, i.e. rank 0 without mpirun)
-# and its stderr
+# the last run's peak resident memory (MiB; the process itself, i.e. rank 0 without mpirun:
+# /usr/bin/time, package `time`) and its stderr
 LAST = {"maxrss_mib": float("nan"), "stderr": ""}
 
 
@@ -76,17 +76,21 @@ def run(cmd, cwd, ranks=None):
     if ranks is not None:
         cmd = ["mpirun", "-n", str(ranks), "--oversubscribe", *cmd]
     env = dict(os.environ, OPENBLAS_NUM_THREADS="1", **MPI_ENV)
-    with tempfile.TemporaryFile("w+") as fout, tempfile.TemporaryFile("w+") as ferr:
-        t = time.perf_counter()
-        proc = subprocess.Popen(cmd, cwd=cwd, stdout=fout, stderr=ferr, text=True, env=env)
-        _, status, usage = os.wait4(proc.pid, 0)  # its rusage: the peak resident memory
-        wall = time.perf_counter() - t
-        proc.returncode = os.waitstatus_to_exitcode(status)
-        fout.seek(0)
-        ferr.seek(0)
-        p = subprocess.CompletedProcess(cmd, proc.returncode, fout.read(), ferr.read())
+    # GNU time's %M: the command's peak resident set (wait4 from this process would count
+    # the forked Python's pages before exec, hundreds of MiB after synth_journal)
+    timed = ["/usr/bin/time", "-f", "bench_sweep maxrss_kib %M"] if ranks is None else []
+    t = time.perf_counter()
+    p = subprocess.run(timed + cmd, cwd=cwd, capture_output=True, text=True, env=env)
+    wall = time.perf_counter() - t
+    LAST["maxrss_mib"] = float("nan")
+    lines = []
+    for line in p.stderr.splitlines():
+        if line.startswith("bench_sweep maxrss_kib "):
+            LAST["maxrss_mib"] = int(line.split()[-1]) / 1024.0
+        else:
+            lines.append(line)
+    p.stderr = "\n".join(lines) + "\n"
     LAST["stderr"] = p.stderr
-    LAST["maxrss_mib"] = usage.ru_maxrss / 1024.0  # KiB on Linux
     if p.returncode != 0:
         sys.exit(f"bench_sweep: `{' '.join(cmd)}` exited {p.returncode}:\n{p.stdout}{p.stderr}")
     # repsweep's own per-rank load balance: "rank R: busy X s of Y s (Z%)"
@@ -446,7 +450,8 @@ def bench_scale(args, binary, tmp):
               f"alone): {rerun:.2f} s, rank 0 peak RSS {LAST['maxrss_mib']:.0f} MiB")
     print(f"FILE.nc {mib(out):.1f} MiB ({os.path.getsize(out) / n:.0f} bytes/trial), "
           f"uncompressed {uncompressed_mib(out):.1f} MiB; journal {mib(journal):.1f} MiB")
-    xarray_timings(out, args.network)
+    if not args.no_xarray:
+        xarray_timings(out, args.network)
 
 
 def main():
@@ -470,6 +475,7 @@ def main():
                    help="network trials from a synthesised journal (a real seed axis)")
     s.add_argument("--stride", type=int, default=0,
                    help="with --network: trajectories every STRIDE of 6000 epochs")
+    s.add_argument("--no-xarray", action="store_true", help="skip the xarray timings")
     s.add_argument("--save-every", type=float, default=5.0,
                    help="theory-only: repsweep run --save-every (checkpoint interval, s)")
     args = ap.parse_args()
