@@ -26,7 +26,7 @@ import numpy as np
 
 from . import measures
 from .figures import Skip, _plt
-from .results import ResultsFileError, load, open_results
+from .results import ResultsFileError, is_network, load, open_results
 
 TABLE1_ORDER = ["default", "convolution", "skip", "shallow", "narrow", "dropout", "linear",
                 "relu", "elu", "tanh", "swish", "low_weights", "intermediate_weights",
@@ -37,7 +37,7 @@ GAIN_SERIES = ["low_weights", "default", "intermediate_weights", "high_weights",
 
 def _network(path):
     ds = open_results(path)
-    return ds.isel(trial=np.flatnonzero(ds["arch_index"].values >= 0))
+    return ds.isel(trial=np.flatnonzero(is_network(ds)))
 
 
 def _names(ds, var):

@@ -15,7 +15,7 @@ NETWORK_AXES = ["arch", "gain", "input_gap", "target_gap", "seed"]
 THEORY_AXES = ["rate_h", "rate_y", "dh2_initial", "dyhat2_initial", "w_initial", "input_gap",
                "target_gap"]
 # per-trial identity variables that are not axes once unstacked
-_IDENTITY = ["block", "arch_index", "arch", "gain", "seed"]
+_IDENTITY = ["block", "arch", "gain", "seed"]
 CONVERGE_LOSS = 1e-3  # the authors' threshold (repsweep's default converge_loss)
 # The authors' fixed gaps (NOTES.md: their code's dx2 = 1, dy2 = 0.5): the "reference" gaps
 # at which the final-distance study fits the rates it averages.
@@ -38,11 +38,29 @@ def open_results(path):
     except Exception as exc:  # netCDF4/HDF5 raise several types for a corrupt file
         raise ResultsFileError(f"{path}: not a readable netCDF file ({exc})") from exc
     missing = [v for v in ["trial", "block", "status"] + NETWORK_AXES if v not in ds.variables]
-    if missing or "job_name" not in ds.attrs:
+    if missing or "job_name" not in ds.attrs or "arch_names" not in ds.attrs:
         raise ResultsFileError(f"{path}: not a `repsweep run` results file (missing "
-                         f"{', '.join(missing) or 'the job_name attribute'})")
+                         f"{', '.join(missing) or 'the job_name or arch_names attribute'})")
     ds.attrs["path"] = path
-    return ds
+    return _arch_names(ds)
+
+
+def _arch_names(ds):
+    """The file's ``arch`` is an index into the global ``arch_names`` (its CF flag table;
+    missing for theory-only trials): replace it by the names, "" for theory-only trials."""
+    if ds["arch"].dtype.kind in "US":
+        return ds
+    names = np.array(str(ds.attrs["arch_names"]).split(",") + [""])
+    index = ds["arch"].values
+    index = np.where(np.isfinite(index), index, -1).astype(int)
+    attrs = {k: v for k, v in ds["arch"].attrs.items() if k in ("long_name",)}
+    return ds.assign_coords(arch=("trial", names[index], attrs))
+
+
+def is_network(ds):
+    """Per trial of a flat results Dataset: True for network trials (theory-only trials
+    have no architecture)."""
+    return ds["arch"].values != ""
 
 
 def _unstack(flat, axes, path):
@@ -54,7 +72,6 @@ def _unstack(flat, axes, path):
     if len(set(keys)) != len(keys):
         # the same coordinates in two blocks: keep the blocks apart
         axes = ["block"] + axes
-        flat = flat.drop_vars([v for v in ["arch_index"] if v in flat.variables])
     else:
         flat = flat.drop_vars([v for v in _IDENTITY if v in flat.variables and v not in axes])
     # integers become floats first: a combination not in the file is NaN
@@ -91,8 +108,8 @@ def load(path, theory=False):
     holds no trial of the requested kind."""
     ds = open_results(path)
     path = ds.attrs["path"]
-    is_network = ds["arch_index"].values >= 0
-    flat = ds.isel(trial=np.flatnonzero(~is_network if theory else is_network))
+    net = is_network(ds)
+    flat = ds.isel(trial=np.flatnonzero(~net if theory else net))
     if flat.sizes["trial"] == 0:
         kind = "theory-only" if theory else "network"
         raise ResultsFileError(f"{path}: no {kind} trials in this file")
@@ -122,7 +139,7 @@ def network_trials(ds):
 
 def _flat_network(path):
     ds = open_results(path)
-    net = ds.isel(trial=np.flatnonzero(ds["arch_index"].values >= 0))
+    net = ds.isel(trial=np.flatnonzero(is_network(ds)))
     if net.sizes["trial"] == 0:
         raise ResultsFileError(f"{ds.attrs['path']}: no network trials in this file")
     return net

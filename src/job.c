@@ -8,9 +8,11 @@
 #include <libconfig.h>
 #include <math.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h> /* access */
 
 #include "repsweep/status.h"
 
@@ -100,11 +102,87 @@ static void line_key(const char *text, int line, char *key, size_t key_len)
     }
 }
 
+/* libconfig 1.5 reads an integer literal without the L suffix into 32 bits and one with it
+ * into 64, silently wrapping what does not fit (`units = 4294967346` becomes 50,
+ * 2147483648 becomes -2147483648). So every integer literal of the text is checked here, in
+ * full width, before a value is used: RS_OK, or "file:line: KEY = LITERAL is out of range
+ * ...". Strings and comments (#, //, slash-star) are skipped; a decimal point or an exponent
+ * makes a float, which libconfig reads as a double. */
+static int check_integer_literals(const char *path, const char *text, char *err, size_t len)
+{
+    char key[64] = "", ident[64] = "";
+    int line = 1;
+    for (const char *p = text; *p;) {
+        if (*p == '\n') {
+            line++;
+            p++;
+        } else if (*p == '"') { /* a string: up to the closing quote, past escapes */
+            for (p++; *p && *p != '"'; p++) {
+                if (*p == '\\' && p[1])
+                    p++;
+                if (*p == '\n')
+                    line++;
+            }
+            p += *p == '"';
+        } else if (*p == '#' || (p[0] == '/' && p[1] == '/')) {
+            p += strcspn(p, "\n");
+        } else if (p[0] == '/' && p[1] == '*') {
+            const char *end = strstr(p + 2, "*/");
+            const char *stop = end ? end + 2 : p + strlen(p);
+            for (; p < stop; p++)
+                line += *p == '\n';
+        } else if (isalpha((unsigned char)*p) || *p == '*') { /* a setting's name or a word */
+            size_t n = 0;
+            while (isalnum((unsigned char)p[n]) || p[n] == '_' || p[n] == '-' || p[n] == '*')
+                n++;
+            snprintf(ident, sizeof ident, "%.*s", (int)n, p);
+            p += n;
+        } else if (*p == '=' || *p == ':') {
+            snprintf(key, sizeof key, "%s", ident);
+            p++;
+        } else if (isdigit((unsigned char)*p) || ((*p == '-' || *p == '+' || *p == '.') &&
+                                                  isdigit((unsigned char)p[1]))) {
+            const char *start = p;
+            int hex = (p[0] == '0' && (p[1] == 'x' || p[1] == 'X')), is_float = 0;
+            p += (*p == '-' || *p == '+');
+            while (isalnum((unsigned char)*p) || *p == '.' ||
+                   ((*p == '-' || *p == '+') && !hex && (p[-1] == 'e' || p[-1] == 'E'))) {
+                is_float |= *p == '.' || (!hex && (*p == 'e' || *p == 'E'));
+                p++;
+            }
+            if (is_float)
+                continue;
+            const int wide = p[-1] == 'L' || p[-1] == 'l';
+            char literal[64];
+            snprintf(literal, sizeof literal, "%.*s", (int)(p - start), start);
+            errno = 0;
+            char *end;
+            long long v = strtoll(literal, &end, hex ? 16 : 10);
+            const int overflow = errno == ERANGE;
+            if (!overflow && (wide || (v >= INT32_MIN && v <= INT32_MAX)))
+                continue;
+            char shown[96];
+            snprintf(shown, sizeof shown, "%s%s%s", key[0] ? "'" : "", key[0] ? key : "a value",
+                     key[0] ? "'" : "");
+            if (wide)
+                return fail_at(err, len, path, line, RS_E_PARSE, "%s = %s is out of range: a "
+                               "64-bit integer (L suffix) must be in [%lld, %lld]", shown,
+                               literal, (long long)INT64_MIN, (long long)INT64_MAX);
+            return fail_at(err, len, path, line, RS_E_PARSE, "%s = %s is out of range: an "
+                           "integer must be in [%d, %d] (libconfig would silently wrap it)",
+                           shown, literal, INT32_MIN, INT32_MAX);
+        } else {
+            p++;
+        }
+    }
+    return RS_OK;
+}
+
 /* Parse `text` (read from `path`) into cfg (initialised by the caller). */
 static int parse_text(config_t *cfg, const char *path, const char *text, char *err, size_t len)
 {
     if (config_read_string(cfg, text) == CONFIG_TRUE)
-        return RS_OK;
+        return check_integer_literals(path, text, err, len);
     const char *msg = config_error_text(cfg);
     const int line = config_error_line(cfg);
     char key[64] = "", hint[160] = "";
@@ -197,9 +275,11 @@ static int parse_arch(const config_setting_t *g, const char *file, rs_arch *a, c
         if (number_of(s, &v) != RS_OK)
             return fail_at(err, len, file, kline, RS_E_PARSE, "'%s' must be a number", key);
         int integral = strcmp(key, "dropout") && strcmp(key, "gain") && strcmp(key, "lr");
-        if (integral && (v != (double)(long)v || v < 0))
+        /* checked in full width before the narrowing casts below */
+        const double max = strcmp(key, "epochs") == 0 ? 1e8 : (double)INT32_MAX;
+        if (integral && !(v >= 0 && v <= max && v == floor(v)))
             return fail_at(err, len, file, kline, RS_E_PARSE,
-                           "'%s' must be a non-negative integer", key);
+                           "'%s' must be an integer in [0, %.0f], got %.17g", key, max, v);
         if (strcmp(key, "hidden_layers") == 0) a->hidden_layers = (int)v;
         else if (strcmp(key, "units") == 0) a->units = (int)v;
         else if (strcmp(key, "conv_channels") == 0) a->conv_channels = (int)v;
@@ -318,6 +398,7 @@ typedef struct {
     rs_arch_table table;
     int table_loaded;
     int arch_file_default;      /* the job does not set architectures_file */
+    const char *fallback;       /* used when it doesn't and none is beside the job, or NULL */
 } job_ctx;
 
 static int fail(job_ctx *c, int line, const char *fmt, ...)
@@ -496,9 +577,9 @@ static int need_table(job_ctx *c, int line)
     int st = rs_arch_table_load(c->job->architectures_file, &c->table, inner, sizeof inner);
     if (st != RS_OK)
         return fail_at(c->err, c->len, c->file, line, st, "architectures file: %s%s", inner,
-                       c->arch_file_default ? " (the default, architectures.cfg beside the job "
-                       "file: set architectures_file to the one you mean, e.g. the path of "
-                       "jobs/architectures.cfg)" : "");
+                       c->arch_file_default ? " (the default: architectures.cfg beside the job "
+                       "file, else the installed one: set architectures_file to the one you "
+                       "mean, e.g. the path of jobs/architectures.cfg)" : "");
     c->table_loaded = 1;
     return RS_OK;
 }
@@ -762,6 +843,13 @@ static int parse_job(job_ctx *c, const config_setting_t *root)
     c->arch_file_default = s == NULL;
     if (st == RS_OK)
         st = resolve_arch_file(c, value);
+    if (st == RS_OK && !s && c->fallback && access(job->architectures_file, R_OK) != 0) {
+        char *fallback = strdup(c->fallback); /* not beside the job: the installed default */
+        if (!fallback)
+            return RS_E_NOMEM;
+        free(job->architectures_file);
+        job->architectures_file = fallback;
+    }
     if (st == RS_OK && s) /* named explicitly: it must be readable even if no block uses it */
         st = need_table(c, line_of(s));
     if (st == RS_OK && (s = config_setting_get_member(root, "precision"))) {
@@ -796,10 +884,16 @@ static int parse_job(job_ctx *c, const config_setting_t *root)
 
 int rs_job_load(const char *path, rs_job *job, char *err, size_t len)
 {
+    return rs_job_load_with_default(path, NULL, job, err, len);
+}
+
+int rs_job_load_with_default(const char *path, const char *default_arch_file, rs_job *job,
+                             char *err, size_t len)
+{
     memset(job, 0, sizeof *job);
     job->precision = RS_PRECISION_FLOAT64;
     job->converge_loss = 1e-3; /* the authors' threshold */
-    job_ctx c = {path, err, len, job, {NULL, 0}, 0, 0};
+    job_ctx c = {path, err, len, job, {NULL, 0}, 0, 0, default_arch_file};
     int st = read_text(path, "job file", &job->text, err, len);
     if (st == RS_OK && !(job->path = strdup(path)))
         st = RS_E_NOMEM;

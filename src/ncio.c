@@ -6,9 +6,10 @@
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <math.h>
-#include <cblas.h> /* openblas_get_config, for provenance */
 #include <gsl/gsl_version.h>
+#include <hdf5.h> /* H5Eset_auto2 only: see quiet_hdf5 */
 #include <netcdf.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,6 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "repsweep/blas.h"
 #include "repsweep/job.h"
 #include "repsweep/status.h"
 
@@ -25,18 +27,53 @@
 #define REPSWEEP_VERSION "unknown"
 #endif
 
-/* Every netCDF call goes through NC(): on failure, record where and why, and jump out. */
+/* Every netCDF call goes through NC(): on failure, record where and why (netCDF says "HDF
+ * error" for a failed write: the system's reason, e.g. "No space left on device", is errno),
+ * and jump out. */
 #define NC(call)                                                                           \
     do {                                                                                   \
+        errno = 0;                                                                         \
         int nc_status_ = (call);                                                           \
         if (nc_status_ != NC_NOERR) {                                                      \
             if (err && err_len)                                                            \
-                snprintf(err, err_len, "%s: netCDF: %s (%s)", path, nc_strerror(nc_status_), \
-                         #call);                                                           \
+                nc_message(err, err_len, path, nc_status_, #call);                         \
             status = RS_E_NETCDF;                                                          \
             goto done;                                                                     \
         }                                                                                  \
     } while (0)
+
+/* "PATH: netCDF: WHY (WHAT)"; when a system call below failed, its reason first: "PATH: No
+ * space left on device (netCDF: WHY, WHAT)" (netCDF reports a full disk as "HDF error", or
+ * as "Permission denied" when creating). */
+static void nc_message(char *err, size_t len, const char *path, int st, const char *what)
+{
+    int sys = errno;
+    if (sys)
+        snprintf(err, len, "%s: %s (%s, in %s)", path, strerror(sys), nc_strerror(st), what);
+    else
+        snprintf(err, len, "%s: netCDF: %s (%s)", path, nc_strerror(st), what);
+}
+
+/* Before HDF5 starts (pthread_once): no closing of open files at exit. A close that fails
+ * (a full disk) leaves its file open inside netCDF and HDF5 (netCDF keeps it, and aborting
+ * it then crashes), and HDF5's exit handler would crash closing it again; the file is our
+ * temporary one, removed already. */
+static void hdf5_no_atexit(void)
+{
+    H5dont_atexit();
+}
+
+/* netCDF turns HDF5's printing of its error stacks off, but HDF5 (Debian's is thread-safe)
+ * keeps that setting per thread, and only for the thread that first used netCDF: a write from
+ * another thread (repsweep run's background checkpoints) that fails, e.g. on a full disk,
+ * would print dozens of HDF5-DIAG lines beside our one message. Every entry point that
+ * writes calls this first. */
+static void quiet_hdf5(void)
+{
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, hdf5_no_atexit);
+    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+}
 
 /* O_EXCL: a file this creates is known to be ours to remove (a symlink, even a dangling one,
  * is never followed or replaced); O_NONBLOCK: a FIFO must not block the check. An existing
@@ -73,15 +110,88 @@ static int put_text(int nc, int var, const char *name, const char *value)
     return nc_put_att_text(nc, var, name, strlen(value), value);
 }
 
-/* Define a double variable with CF long_name and units. */
-static int def_var(int nc, const char *name, int ndims, const int *dims, const char *long_name,
-                   const char *units, int *var)
+/* CF attributes of a variable: long_name, units (if any), comment (if any). */
+static int put_cf_attributes(int nc, int var, const char *long_name, const char *units,
+                             const char *comment)
 {
-    int st = nc_def_var(nc, name, NC_DOUBLE, ndims, dims, var);
+    int st = put_text(nc, var, "long_name", long_name);
+    if (st == NC_NOERR && units)
+        st = put_text(nc, var, "units", units);
+    if (st == NC_NOERR && comment)
+        st = put_text(nc, var, "comment", comment);
+    return st;
+}
+
+/* flag_values (of the variable's type: NC_INT or NC_INT64) and flag_meanings. */
+static int put_flags(int nc, int var, nc_type type, int n, const long long *values,
+                     const char *meanings)
+{
+    int st = nc_put_att_longlong(nc, var, "flag_values", type, (size_t)n, values);
     if (st == NC_NOERR)
-        st = put_text(nc, *var, "long_name", long_name);
+        st = put_text(nc, var, "flag_meanings", meanings);
+    return st;
+}
+
+/* zlib level of every compressed variable (with the shuffle filter): level 4 takes the
+ * quickstart file from 1.63 to 0.97 MB; higher levels gain little for much more time. */
+enum { DEFLATE_LEVEL = 4 };
+
+/* Define a variable with CF attributes; doubles get _FillValue RS_STORE_FILL_DOUBLE (write
+ * them through fill_nan). chunks: NULL for contiguous storage, else the chunk shape, and the
+ * variable is compressed (zlib level 4 with the shuffle filter). */
+static int def_cf_var(int nc, const char *name, nc_type type, int ndims, const int *dims,
+                      const size_t *chunks, const char *long_name, const char *units,
+                      const char *comment, int *var)
+{
+    int st = nc_def_var(nc, name, type, ndims, dims, var);
+    if (st == NC_NOERR && chunks && ndims > 0) {
+        st = nc_def_var_chunking(nc, *var, NC_CHUNKED, chunks);
+        if (st == NC_NOERR)
+            st = nc_def_var_deflate(nc, *var, 1, 1, DEFLATE_LEVEL);
+    }
+    if (st == NC_NOERR && type == NC_DOUBLE) {
+        double fill = RS_STORE_FILL_DOUBLE;
+        st = nc_def_var_fill(nc, *var, 0, &fill);
+    }
     if (st == NC_NOERR)
-        st = put_text(nc, *var, "units", units);
+        st = put_cf_attributes(nc, *var, long_name, units, comment);
+    return st;
+}
+
+/* NaN (a missing value in a record or trajectory) to the _FillValue, in place. */
+static void fill_nan(double *x, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (isnan(x[i]))
+            x[i] = RS_STORE_FILL_DOUBLE;
+}
+
+static void iso_time(time_t when, char *buf, size_t len);
+
+/* The CF global attributes every file of repsweep's has: Conventions, source, references,
+ * history (`command_line`, may be NULL, run at `when`). */
+static int put_cf_globals(int nc, const char *title, const char *command_line, time_t when)
+{
+    static const char references[] =
+        "van Rossem, L. and Saxe, A. M.: When Representations Align: Universality in "
+        "Representation Learning Dynamics, ICML 2024";
+    char stamp[32], *history;
+    iso_time(when, stamp, sizeof stamp);
+    const char *cmd = command_line ? command_line : "repsweep";
+    if (!(history = malloc(strlen(stamp) + strlen(cmd) + 4)))
+        return NC_ENOMEM;
+    sprintf(history, "%s: %s", stamp, cmd);
+    int st = put_text(nc, NC_GLOBAL, "Conventions", "CF-1.8");
+    if (st == NC_NOERR)
+        st = put_text(nc, NC_GLOBAL, "title", title);
+    if (st == NC_NOERR)
+        st = put_text(nc, NC_GLOBAL, "source", "repsweep " REPSWEEP_VERSION " (git "
+                      REPSWEEP_GIT_COMMIT ")");
+    if (st == NC_NOERR)
+        st = put_text(nc, NC_GLOBAL, "references", references);
+    if (st == NC_NOERR)
+        st = put_text(nc, NC_GLOBAL, "history", history);
+    free(history);
     return st;
 }
 
@@ -108,7 +218,7 @@ static int put_build_attributes(int nc)
     if (st == NC_NOERR)
         st = put_text(nc, NC_GLOBAL, "gsl_version", GSL_VERSION);
     if (st == NC_NOERR)
-        st = put_text(nc, NC_GLOBAL, "openblas_config", openblas_get_config());
+        st = put_text(nc, NC_GLOBAL, "openblas_config", rs_blas_config());
     if (st == NC_NOERR)
         st = put_text(nc, NC_GLOBAL, "libconfig_version", rs_job_libconfig_version());
     return st;
@@ -120,16 +230,15 @@ static int put_arch_attributes(int nc, const rs_trial_spec *s, const char *path,
     int status = RS_OK;
     const rs_arch *a = &s->arch;
     int ints[5] = {a->hidden_layers, a->units, a->conv_channels, a->conv_kernel, a->skip};
-    static const char *int_names[5] = {"hidden_layers", "units", "conv_channels", "conv_kernel",
-                                       "skip"};
+    /* the layer width is hidden_units: a global `units` reads as the file's CF units */
+    static const char *int_names[5] = {"hidden_layers", "hidden_units", "conv_channels",
+                                       "conv_kernel", "skip"};
     double reals[6] = {s->gain, s->lr, s->input_gap, s->target_gap, a->dropout,
                        s->converge_loss};
     static const char *real_names[6] = {"gain", "lr", "input_gap", "target_gap", "dropout",
                                         "converge_loss"};
     long long seed = s->seed, epochs = s->epochs;
     char when[32];
-    NC(put_text(nc, NC_GLOBAL, "Conventions", "CF-1.8"));
-    NC(put_text(nc, NC_GLOBAL, "title", "repsweep trial: two-point representation dynamics"));
     NC(put_text(nc, NC_GLOBAL, "arch", a->name));
     NC(put_text(nc, NC_GLOBAL, "activation", rs_activation_name(a->activation)));
     for (int i = 0; i < 5; i++)
@@ -152,91 +261,100 @@ static int close_nc(int nc, const char *path, int status, char *err, size_t err_
 {
     if (nc < 0)
         return status;
+    errno = 0;
     int st = nc_close(nc);
-    if (st != NC_NOERR && status == RS_OK) {
-        snprintf(err, err_len, "%s: netCDF: %s (closing)", path, nc_strerror(st));
-        return RS_E_NETCDF;
+    if (st != NC_NOERR) {
+        if (status == RS_OK)
+            nc_message(err, err_len, path, st, "closing");
+        return status == RS_OK ? RS_E_NETCDF : status; /* the file stays open: quiet_hdf5 */
     }
     return status;
 }
 
 enum { T_DH2, T_DYHAT2, T_W, T_LOSS, T_YMEAN, T_DH2_TH, T_DYHAT2_TH, T_W_TH, T_LOSS_TH, T_N };
 
+/* Write `n` doubles of `data` to `var` with NaN as the fill value (through a copy). */
+static int put_filled(int nc, int var, const double *data, size_t n)
+{
+    double *x = malloc((n ? n : 1) * sizeof *x);
+    if (!x)
+        return NC_ENOMEM;
+    memcpy(x, data, n * sizeof *x);
+    fill_nan(x, n);
+    int st = nc_put_var_double(nc, var, x);
+    free(x);
+    return st;
+}
+
+/* A record field's value from a record, as a double or an integer. */
+static const void *field_at(const rs_store_record *rec, const rs_store_field *f)
+{
+    return (const char *)rec + f->offset;
+}
+
 int rs_ncio_write_trial(const char *path, const rs_trial_spec *s, const rs_trajectory *t,
                         const rs_trial_result *r, const char *command_line, char *err,
                         size_t err_len)
 {
+    quiet_hdf5();
     static const char *const names[T_N] = {"dh2", "dyhat2", "w", "loss", "yhat_mean",
                                            "dh2_theory", "dyhat2_theory", "w_theory",
                                            "loss_theory"};
-    static const char *const long_names[T_N] = {
-        "squared distance of the two hidden representations at the observed layer, ||h(x2)-h(x1)||^2",
+    static const char *const long_names[T_N] = {"dh2", "dyhat2", "w", "loss",
+                                                "mean predicted output", "theory dh2",
+                                                "theory dyhat2", "theory w", "theory loss"};
+    static const char *const comments[T_N] = {
+        "squared distance of the two hidden representations at the observed layer, "
+        "||h(x2)-h(x1)||^2",
         "squared predicted output difference ||f(x2)-f(x1)||^2 (not the target gap)",
         "output alignment w = dyhat2 - (f(x2)-f(x1))(y2-y1)",
         "training loss 1/2 mean_i (f(x_i)-y_i)^2, evaluation mode",
-        "mean predicted output (f(x1)+f(x2))/2",
-        "dh2 of the effective theory (Eq. 7) with the fitted rates",
-        "dyhat2 of the effective theory (Eq. 7) with the fitted rates",
-        "w of the effective theory (Eq. 7) with the fitted rates",
-        "loss of the effective theory (Eq. 9) with the fitted rates"};
+        "(f(x1)+f(x2))/2",
+        "dh2 of the effective theory (Eq. 7) with the fitted rates; missing without a fit",
+        "dyhat2 of the effective theory (Eq. 7) with the fitted rates; missing without a fit",
+        "w of the effective theory (Eq. 7) with the fitted rates; missing without a fit",
+        "loss of the effective theory (Eq. 9) with the fitted rates; missing without a fit"};
     const double *data[T_N] = {t->dh2, t->dyhat2, t->w, t->loss, t->yhat_mean,
                                t->dh2_theory, t->dyhat2_theory, t->w_theory, t->loss_theory};
     int status = RS_OK, nc = -1, dim_epoch, dim_stage = -1, var[T_N], var_epoch, var_stages = -1;
+    int nf, svar[64];
+    const rs_store_field *f = rs_store_fields(&nf);
+    /* the trial's scalars are its sweep record (store.h), so both files say the same */
+    rs_store_layout summary_only = {0, 0, 0};
+    rs_store_record rec;
+    rs_store_record_from_trial(0, &summary_only, s, t, r, &rec);
     if (rs_ncio_check_creatable(path, err, err_len) != RS_OK) {
         status = RS_E_IO;
         goto done;
     }
     NC(nc_create(path, NC_CLOBBER | NC_NETCDF4, &nc));
     NC(nc_def_dim(nc, "epoch", (size_t)t->epochs_run, &dim_epoch));
-    NC(nc_def_var(nc, "epoch", NC_INT, 1, &dim_epoch, &var_epoch));
-    NC(put_text(nc, var_epoch, "long_name", "epoch (full-batch gradient steps before the record)"));
-    NC(put_text(nc, var_epoch, "units", "1"));
+    size_t chunk = t->epochs_run > 0 ? (size_t)t->epochs_run : 1, chunks[2];
+    NC(def_cf_var(nc, "epoch", NC_INT, 1, &dim_epoch, NULL, "epoch", "1",
+                  "full-batch gradient steps before the record", &var_epoch));
     for (int i = 0; i < T_N; i++)
-        NC(def_var(nc, names[i], 1, &dim_epoch, long_names[i], "1", &var[i]));
+        NC(def_cf_var(nc, names[i], NC_DOUBLE, 1, &dim_epoch, t->epochs_run ? &chunk : NULL,
+                      long_names[i], "1", comments[i], &var[i]));
     if (t->dh2_stages) {
         int dims[2];
         NC(nc_def_dim(nc, "stage", (size_t)t->n_stages, &dim_stage));
         dims[0] = dim_epoch;
         dims[1] = dim_stage;
-        NC(def_var(nc, "dh2_stage", 2, dims, "dh2 at every hidden stage (0-based)", "1",
-                   &var_stages));
+        chunks[0] = chunk;
+        chunks[1] = t->n_stages > 0 ? (size_t)t->n_stages : 1;
+        NC(def_cf_var(nc, "dh2_stage", NC_DOUBLE, 2, dims,
+                      t->epochs_run && t->n_stages ? chunks : NULL, "dh2 per stage", "1",
+                      "dh2 at every hidden stage (0-based, input side first)", &var_stages));
     }
-    /* scalar results */
-    struct { const char *name; double value; const char *long_name; } scalars[] = {
-        {"dh2_initial", r->dh2_initial, "dh2 at epoch 0"},
-        {"dyhat2_initial", r->dyhat2_initial, "dyhat2 at epoch 0"},
-        {"w_initial", r->w_initial, "w at epoch 0"},
-        {"loss_initial", r->loss_initial, "loss at epoch 0"},
-        {"dh2_final", r->dh2_final, "dh2 at the last recorded epoch"},
-        {"dyhat2_final", r->dyhat2_final, "dyhat2 at the last recorded epoch"},
-        {"w_final", r->w_final, "w at the last recorded epoch"},
-        {"loss_final", r->loss_final, "loss at the last recorded epoch"},
-        {"rate_h", r->fit.rate_h, "fitted encoder rate 1/tau_h per epoch (Eq. 49)"},
-        {"rate_y", r->fit.rate_y, "fitted decoder rate 1/tau_y per epoch (Eq. 49)"},
-        {"rate_ybar", r->fit_ybar.rate_ybar, "fitted mean-output rate 1/tau_ybar per epoch (Eq. 9)"},
-        {"fit_loss", r->fit.fit_loss, "Eq. 49 sum of squared residuals of dh2, dyhat2, w"},
-        {"fit_loss_rel", r->fit.fit_loss_rel, "fit_loss / sum of dh2^2 + dyhat2^2 + w^2"},
-        {"A_high", r->A_high, "A_high (Eq. 11)"},
-        {"A_low", r->A_low, "A_low (Eq. 11)"},
-        {"dh2_predicted", r->dh2_predicted, "predicted final dh2, stable fixed point (Eq. 10)"},
-        {"train_seconds", r->train_seconds, "wall time of training"},
-        {"fit_seconds", r->fit_seconds, "wall time of the fits"},
-    };
-    size_t n_scalars = sizeof scalars / sizeof *scalars;
-    int svar[32];
-    for (size_t i = 0; i < n_scalars; i++)
-        NC(def_var(nc, scalars[i].name, 0, NULL, scalars[i].long_name,
-                   strstr(scalars[i].name, "seconds") ? "s" : "1", &svar[i]));
-    int var_status, var_conv, var_epochs, var_floor;
-    NC(nc_def_var(nc, "status", NC_INT, 0, NULL, &var_status));
-    NC(put_text(nc, var_status, "long_name", "trial status"));
-    NC(put_text(nc, var_status, "meaning", rs_strerror(r->status)));
-    NC(nc_def_var(nc, "converged", NC_INT, 0, NULL, &var_conv));
-    NC(put_text(nc, var_conv, "long_name", "1 if the final loss is below converge_loss"));
-    NC(nc_def_var(nc, "fit_rate_at_floor", NC_INT, 0, NULL, &var_floor));
-    NC(put_text(nc, var_floor, "long_name", "1 if a fitted rate sits at its floor (unconstrained)"));
-    NC(nc_def_var(nc, "epochs_run", NC_INT, 0, NULL, &var_epochs));
-    NC(put_text(nc, var_epochs, "long_name", "epochs recorded"));
+    for (int i = 0; i < nf; i++) {
+        NC(def_cf_var(nc, f[i].name, f[i].is_int ? NC_INT64 : NC_DOUBLE, 0, NULL, NULL,
+                      f[i].long_name, f[i].units, f[i].comment, &svar[i]));
+        if (f[i].n_flags)
+            NC(put_flags(nc, svar[i], NC_INT64, f[i].n_flags, f[i].flag_values,
+                         f[i].flag_meanings));
+    }
+    NC(put_cf_globals(nc, "repsweep trial: two-point representation dynamics", command_line,
+                      time(NULL)));
     NC(put_arch_attributes(nc, s, path, err, err_len) == RS_OK ? NC_NOERR : NC_EINVAL);
     int observed = r->observed_stage;
     NC(nc_put_att_int(nc, NC_GLOBAL, "observed_stage", NC_INT, 1, &observed));
@@ -250,16 +368,18 @@ int rs_ncio_write_trial(const char *path, const rs_trial_spec *s, const rs_traje
         NC(nc_put_var1_int(nc, var_epoch, &idx, &ev));
     }
     for (int i = 0; i < T_N; i++)
-        NC(nc_put_var_double(nc, var[i], data[i]));
+        NC(put_filled(nc, var[i], data[i], (size_t)t->epochs_run));
     if (t->dh2_stages)
-        NC(nc_put_var_double(nc, var_stages, t->dh2_stages));
-    for (size_t i = 0; i < n_scalars; i++)
-        NC(nc_put_var_double(nc, svar[i], &scalars[i].value));
-    int ival = r->status, conv = r->converged, er = (int)r->epochs_run, floor_ = r->fit.at_floor;
-    NC(nc_put_var_int(nc, var_floor, &floor_));
-    NC(nc_put_var_int(nc, var_status, &ival));
-    NC(nc_put_var_int(nc, var_conv, &conv));
-    NC(nc_put_var_int(nc, var_epochs, &er));
+        NC(put_filled(nc, var_stages, t->dh2_stages, (size_t)t->epochs_run * (size_t)t->n_stages));
+    for (int i = 0; i < nf; i++) {
+        if (f[i].is_int) {
+            long long v;
+            memcpy(&v, field_at(&rec, &f[i]), sizeof v);
+            NC(nc_put_var_longlong(nc, svar[i], &v));
+        } else {
+            NC(put_filled(nc, svar[i], field_at(&rec, &f[i]), 1));
+        }
+    }
 done:
     status = close_nc(nc, path, status, err, err_len);
     return status;
@@ -279,6 +399,8 @@ int rs_ncio_write_weights(const char *path, const rs_net *net, const rs_trial_sp
         goto done;
     }
     NC(nc_create(path, NC_CLOBBER | NC_NETCDF4, &nc));
+    NC(put_cf_globals(nc, "repsweep initial weights: a trial's network before training", NULL,
+                      time(NULL)));
     NC(put_arch_attributes(nc, s, path, err, err_len) == RS_OK ? NC_NOERR : NC_EINVAL);
     int observed = rs_arch_observed_stage(&s->arch), maps = rs_net_tensor_count(net) / 2;
     NC(nc_put_att_int(nc, NC_GLOBAL, "observed_stage", NC_INT, 1, &observed));
@@ -317,18 +439,64 @@ done:
 
 /* --- a sweep's results file --- */
 
-static int by_index(const void *a, const void *b)
+/* The job's architecture table (rs_grid_arch_trials: names in grid order, "theory" for the
+ * theory-only blocks): the `arch` variable holds an index into it, so that CDO and
+ * netCDF-4-classic tools, which skip strings, read the label too. */
+typedef struct {
+    int n;
+    const char **names;
+    uint64_t *in_shard, *in_grid;
+} arch_table;
+
+static void arch_table_free(arch_table *t)
 {
-    uint64_t x = ((const rs_store_record *)a)->index, y = ((const rs_store_record *)b)->index;
-    return (x > y) - (x < y);
+    free(t->names);
+    free(t->in_shard);
+    free(t->in_grid);
+    memset(t, 0, sizeof *t);
 }
 
-/* The per-trial coordinates (grid.h) of the sorted records, one array per variable. */
+static int arch_table_of(const rs_grid *grid, const rs_grid_shard *shard, arch_table *t)
+{
+    int slots = rs_grid_arch_slots(grid);
+    size_t m = (size_t)(slots > 0 ? slots : 1);
+    memset(t, 0, sizeof *t);
+    t->names = malloc(m * sizeof *t->names);
+    t->in_shard = malloc(m * sizeof *t->in_shard);
+    t->in_grid = malloc(m * sizeof *t->in_grid);
+    if (!t->names || !t->in_shard || !t->in_grid) {
+        arch_table_free(t);
+        return RS_E_NOMEM;
+    }
+    t->n = rs_grid_arch_trials(grid, shard, t->names, t->in_shard, t->in_grid);
+    return RS_OK;
+}
+
+/* CF flag_meanings of the table: its names, blanks made underscores. */
+static char *arch_meanings(const arch_table *t)
+{
+    size_t len = 1;
+    for (int i = 0; i < t->n; i++)
+        len += strlen(t->names[i]) + 1;
+    char *s = malloc(len), *p = s;
+    if (!s)
+        return NULL;
+    for (int i = 0; i < t->n; i++) {
+        if (i)
+            *p++ = ' ';
+        for (const char *c = t->names[i]; *c; c++)
+            *p++ = *c == ' ' || *c == '\t' ? '_' : *c;
+    }
+    *p = 0;
+    return s;
+}
+
+/* The per-trial coordinates (grid.h) of a batch of sorted records, one array per variable;
+ * the missing ones (a theory-only trial's arch, gain and seed) hold the fill values. */
 typedef struct {
     long long *trial, *seed;
-    int *block, *arch_index;
+    int *block, *arch;
     double *gain, *input_gap, *target_gap;
-    const char **arch;
 } sweep_coords;
 
 static void coords_free(sweep_coords *c)
@@ -336,28 +504,35 @@ static void coords_free(sweep_coords *c)
     free(c->trial);
     free(c->seed);
     free(c->block);
-    free(c->arch_index);
+    free(c->arch);
     free(c->gain);
     free(c->input_gap);
     free(c->target_gap);
-    free((void *)c->arch);
+    memset(c, 0, sizeof *c);
 }
 
-static int coords_fill(const rs_grid *grid, const rs_store_layout *l, const void *recs,
-                       size_t n, sweep_coords *c)
+static int coords_alloc(sweep_coords *c, size_t n)
 {
     size_t m = n ? n : 1;
+    memset(c, 0, sizeof *c);
     c->trial = malloc(m * sizeof *c->trial);
     c->seed = malloc(m * sizeof *c->seed);
     c->block = malloc(m * sizeof *c->block);
-    c->arch_index = malloc(m * sizeof *c->arch_index);
+    c->arch = malloc(m * sizeof *c->arch);
     c->gain = malloc(m * sizeof *c->gain);
     c->input_gap = malloc(m * sizeof *c->input_gap);
     c->target_gap = malloc(m * sizeof *c->target_gap);
-    c->arch = malloc(m * sizeof *c->arch);
-    if (!c->trial || !c->seed || !c->block || !c->arch_index || !c->gain || !c->input_gap ||
-        !c->target_gap || !c->arch)
+    if (!c->trial || !c->seed || !c->block || !c->arch || !c->gain || !c->input_gap ||
+        !c->target_gap) {
+        coords_free(c);
         return RS_E_NOMEM;
+    }
+    return RS_OK;
+}
+
+static int coords_fill(const rs_grid *grid, const arch_table *archs, const rs_store_layout *l,
+                       const void *recs, size_t n, sweep_coords *c)
+{
     for (size_t i = 0; i < n; i++) {
         rs_grid_coords g;
         rs_grid_trial t;
@@ -370,29 +545,21 @@ static int coords_fill(const rs_grid *grid, const rs_store_layout *l, const void
         int net = t.kind == RS_BLOCK_NETWORK;
         c->trial[i] = (long long)index;
         c->block[i] = g.block;
-        c->arch_index[i] = net ? (int)g.arch : -1;
-        c->arch[i] = net ? t.arch->name : "";
-        c->gain[i] = net ? t.gain : NAN;
-        c->seed[i] = net ? t.seed : -1;
+        c->arch[i] = NC_FILL_INT;
+        for (int a = 0; net && a < archs->n; a++)
+            if (strcmp(archs->names[a], t.arch->name) == 0) {
+                c->arch[i] = a;
+                break;
+            }
+        c->gain[i] = net ? t.gain : RS_STORE_FILL_DOUBLE;
+        c->seed[i] = net ? t.seed : NC_FILL_INT64;
         c->input_gap[i] = t.input_gap;
         c->target_gap[i] = t.target_gap;
     }
     return RS_OK;
 }
 
-/* Define a per-trial variable of `type` with CF long_name and units. */
-static int def_trial_var(int nc, const char *name, nc_type type, int dim, const char *long_name,
-                         const char *units, int *var)
-{
-    int st = nc_def_var(nc, name, type, 1, &dim, var);
-    if (st == NC_NOERR)
-        st = put_text(nc, *var, "long_name", long_name);
-    if (st == NC_NOERR && units)
-        st = put_text(nc, *var, "units", units);
-    return st;
-}
-
-/* "0: name0, 1: name1, ..." for the `block` variable's attribute. */
+/* "0: name0 (network), 1: name1 (theory-only), ..." for the `block` variable's comment. */
 static char *block_names(const rs_grid *grid)
 {
     size_t len = 1;
@@ -408,77 +575,219 @@ static char *block_names(const rs_grid *grid)
     return s;
 }
 
-/* Write the file itself (to `path`, the temporary name). */
+/* The block names as CF flag_meanings (blanks made underscores). */
+static char *block_meanings(const rs_grid *grid)
+{
+    size_t len = 1;
+    for (int b = 0; b < grid->n_blocks; b++)
+        len += strlen(grid->job->blocks[b].name) + 1;
+    char *s = malloc(len), *p = s;
+    if (!s)
+        return NULL;
+    for (int b = 0; b < grid->n_blocks; b++) {
+        if (b)
+            *p++ = ' ';
+        for (const char *c = grid->job->blocks[b].name; *c; c++)
+            *p++ = *c == ' ' || *c == '\t' ? '_' : *c;
+    }
+    *p = 0;
+    return s;
+}
+
+/* Trials per chunk of a variable whose trial holds `per_trial` values: about 64 Ki values
+ * (512 KiB of doubles) per chunk, so reading one variable over all trials reads few chunks
+ * and reading one trial's trajectory decompresses one chunk of each variable. */
+static size_t trials_per_chunk(size_t n, size_t per_trial)
+{
+    size_t k = ((size_t)1 << 16) / (per_trial ? per_trial : 1);
+    k = k < 1 ? 1 : k;
+    return k < n ? k : n;
+}
+
+/* The file's variables: ids and what write_batch needs. */
+typedef struct {
+    int trial, block, arch, gain, seed, input, target, stage, epoch;
+    int field[64], extra[RS_STORE_EXTRAS_MAX];
+    int n_fields, n_extras;
+    const rs_store_field *fields;
+    rs_store_extra extras[RS_STORE_EXTRAS_MAX];
+} sweep_vars;
+
 /* Define the coordinate variables `stage` and `epoch` and the extras' variables (store.h)
  * over (trial, stage), (trial, epoch), (trial, epoch, stage). */
-static int def_extras(int nc, int dim_trial, const rs_store_layout *l, const rs_store_extra *ex,
-                      int n_ex, int *v_stage, int *v_epoch, int *v_ex)
+static int def_extras(int nc, int dim_trial, size_t n, const rs_store_layout *l,
+                      sweep_vars *v)
 {
     int st = NC_NOERR, dim_stage = -1, dim_epoch = -1;
-    if (l->n_stages > 0) {
-        st = nc_def_dim(nc, "stage", (size_t)l->n_stages, &dim_stage);
+    size_t S = (size_t)l->n_stages, E = (size_t)l->n_epochs;
+    if (S > 0) {
+        st = nc_def_dim(nc, "stage", S, &dim_stage);
         if (st == NC_NOERR)
-            st = def_trial_var(nc, "stage", NC_INT, dim_stage, "hidden stage (0-based, input "
-                               "side first)", "1", v_stage);
+            st = def_cf_var(nc, "stage", NC_INT, 1, &dim_stage, NULL, "hidden stage", "1",
+                            "0-based, input side first", &v->stage);
     }
-    if (st == NC_NOERR && l->n_epochs > 0) {
-        st = nc_def_dim(nc, "epoch", (size_t)l->n_epochs, &dim_epoch);
+    if (st == NC_NOERR && E > 0) {
+        st = nc_def_dim(nc, "epoch", E, &dim_epoch);
         if (st == NC_NOERR)
-            st = def_trial_var(nc, "epoch", NC_INT64, dim_epoch, "recorded epoch (gradient "
-                               "steps before the record; every trajectory_stride-th)", "1",
-                               v_epoch);
+            st = def_cf_var(nc, "epoch", NC_INT64, 1, &dim_epoch, NULL, "epoch", "1",
+                            "gradient steps before the record; every trajectory_stride-th",
+                            &v->epoch);
     }
-    for (int i = 0; i < n_ex && st == NC_NOERR; i++) {
-        int dims[3] = {dim_trial, ex[i].shape == RS_STORE_PER_STAGE ? dim_stage : dim_epoch,
+    for (int i = 0; i < v->n_extras && st == NC_NOERR; i++) {
+        const rs_store_extra *x = &v->extras[i];
+        int dims[3] = {dim_trial, x->shape == RS_STORE_PER_STAGE ? dim_stage : dim_epoch,
                        dim_stage};
-        st = def_var(nc, ex[i].name, ex[i].shape == RS_STORE_PER_EPOCH_STAGE ? 3 : 2, dims,
-                     ex[i].long_name, ex[i].units, &v_ex[i]);
+        int nd = x->shape == RS_STORE_PER_EPOCH_STAGE ? 3 : 2;
+        size_t chunks[3] = {trials_per_chunk(n, x->count), x->shape == RS_STORE_PER_STAGE ? S : E,
+                            S};
+        st = def_cf_var(nc, x->name, NC_DOUBLE, nd, dims, n ? chunks : NULL, x->long_name,
+                        x->units, x->comment, &v->extra[i]);
     }
     return st;
 }
 
-/* Write the coordinate variables and, one trial at a time, the extras. */
-static int put_extras(int nc, const rs_store_layout *l, const void *recs, size_t n,
-                      const rs_store_extra *ex, int n_ex, int v_stage, int v_epoch,
-                      const int *v_ex)
+/* Define the per-trial coordinates, the record's fields and the extras. */
+static int def_sweep_vars(int nc, const rs_grid *grid, const arch_table *archs,
+                          const rs_store_layout *l, size_t n, sweep_vars *v, const char *path,
+                          char *err, size_t err_len)
+{
+    int status = RS_OK, dim;
+    size_t chunk = trials_per_chunk(n, 1), *chunks = n ? &chunk : NULL;
+    char *blocks = block_names(grid), *block_flags = block_meanings(grid),
+         *arch_flags = arch_meanings(archs);
+    long long *values = malloc((size_t)(grid->n_blocks + archs->n + 1) * sizeof *values);
+    if (!blocks || !block_flags || !arch_flags || !values) {
+        status = RS_E_NOMEM;
+        goto done;
+    }
+    v->fields = rs_store_fields(&v->n_fields);
+    v->n_extras = rs_store_extras(l, v->extras);
+    v->stage = v->epoch = -1;
+    NC(nc_def_dim(nc, "trial", n, &dim));
+    NC(def_cf_var(nc, "trial", NC_INT64, 1, &dim, chunks, "grid index", "1", "the trial's "
+                  "index in the job's grid (blocks in file order, the last axis fastest)",
+                  &v->trial));
+    NC(def_cf_var(nc, "block", NC_INT, 1, &dim, chunks, "job block", "1", "block of the job "
+                  "file (0-based); block_names says which are theory-only", &v->block));
+    NC(put_text(nc, v->block, "block_names", blocks));
+    for (int b = 0; b < grid->n_blocks; b++)
+        values[b] = b;
+    NC(put_flags(nc, v->block, NC_INT, grid->n_blocks, values, block_flags));
+    NC(def_cf_var(nc, "arch", NC_INT, 1, &dim, chunks, "architecture", "1", "index into "
+                  "flag_meanings (the global arch_names); missing for theory-only trials",
+                  &v->arch));
+    {
+        int fill = NC_FILL_INT;
+        NC(nc_def_var_fill(nc, v->arch, 0, &fill));
+    }
+    for (int a = 0; a < archs->n; a++)
+        values[a] = a;
+    if (archs->n > 0)
+        NC(put_flags(nc, v->arch, NC_INT, archs->n, values, arch_flags));
+    NC(def_cf_var(nc, "gain", NC_DOUBLE, 1, &dim, chunks, "initial weight gain", "1",
+                  "Xavier-normal gain of the initial weights; missing for theory-only trials",
+                  &v->gain));
+    NC(def_cf_var(nc, "input_gap", NC_DOUBLE, 1, &dim, chunks, "input gap", "1",
+                  "data input gap |x2 - x1| (a distance)", &v->input));
+    NC(def_cf_var(nc, "target_gap", NC_DOUBLE, 1, &dim, chunks, "target gap", "1",
+                  "data target gap |y2 - y1| (a distance; not the predicted output "
+                  "difference dyhat2)", &v->target));
+    NC(def_cf_var(nc, "seed", NC_INT64, 1, &dim, chunks, "seed", "1", "seed of the initial "
+                  "weights; missing for theory-only trials", &v->seed));
+    {
+        long long fill = NC_FILL_INT64;
+        NC(nc_def_var_fill(nc, v->seed, 0, &fill));
+    }
+    for (int i = 0; i < v->n_fields; i++) {
+        const rs_store_field *f = &v->fields[i];
+        NC(def_cf_var(nc, f->name, f->is_int ? NC_INT64 : NC_DOUBLE, 1, &dim, chunks,
+                      f->long_name, f->units, f->comment, &v->field[i]));
+        if (f->n_flags)
+            NC(put_flags(nc, v->field[i], NC_INT64, f->n_flags, f->flag_values,
+                         f->flag_meanings));
+    }
+    NC(def_extras(nc, dim, n, l, v));
+    /* a global `coordinates` (xarray reads it): per-variable ones make CDO take them for
+     * geolocation, warn and skip the trajectories */
+    NC(put_text(nc, NC_GLOBAL, "coordinates", "block arch gain seed input_gap target_gap"));
+done:
+    free(blocks);
+    free(block_flags);
+    free(arch_flags);
+    free(values);
+    return status;
+}
+
+/* The coordinate variables stage and epoch. */
+static int put_stage_epoch(int nc, const rs_store_layout *l, const sweep_vars *v)
 {
     int st = NC_NOERR;
     for (size_t k = 0; k < (size_t)l->n_stages && st == NC_NOERR; k++) {
         int value = (int)k;
-        st = nc_put_var1_int(nc, v_stage, &k, &value);
+        st = nc_put_var1_int(nc, v->stage, &k, &value);
     }
     for (size_t k = 0; k < (size_t)l->n_epochs && st == NC_NOERR; k++) {
         long long value = (long long)k * l->stride;
-        st = nc_put_var1_longlong(nc, v_epoch, &k, &value);
-    }
-    for (size_t t = 0; t < n && st == NC_NOERR; t++) {
-        const double *x = rs_store_record_extras(rs_store_record_at(recs, l, t));
-        for (int i = 0; i < n_ex && st == NC_NOERR; i++) {
-            size_t start[3] = {t, 0, 0}, count[3] = {1, (size_t)l->n_epochs,
-                                                     (size_t)l->n_stages};
-            if (ex[i].shape == RS_STORE_PER_STAGE)
-                count[1] = (size_t)l->n_stages;
-            st = nc_put_vara_double(nc, v_ex[i], start, count, x + ex[i].offset);
-        }
+        st = nc_put_var1_longlong(nc, v->epoch, &k, &value);
     }
     return st;
 }
 
-/* The shard and per-architecture attributes (ncio.h: rs_ncio_write_sweep). */
-static int put_shard_attributes(int nc, const rs_grid *grid, const rs_grid_shard *shard,
-                                const char *path, char *err, size_t err_len)
+/* Write `n` sorted records (their coordinates in c) as rows first.. of every variable over
+ * trial; buf has room for n x (the largest per-trial count) doubles. */
+static int write_batch(int nc, const rs_store_layout *l, const sweep_vars *v, size_t first,
+                       const void *recs, size_t n, const sweep_coords *c, double *buf)
 {
-    int status = RS_OK, slots = rs_grid_arch_slots(grid);
-    const char **names = malloc((size_t)slots * sizeof *names);
-    uint64_t *in_shard = malloc((size_t)slots * sizeof *in_shard);
-    uint64_t *in_grid = malloc((size_t)slots * sizeof *in_grid);
-    long long *values = malloc((size_t)slots * sizeof *values);
+    size_t start[3] = {first, 0, 0}, count[3] = {n, 0, 0};
+    int st = nc_put_vara_longlong(nc, v->trial, start, count, c->trial);
+    if (st == NC_NOERR)
+        st = nc_put_vara_int(nc, v->block, start, count, c->block);
+    if (st == NC_NOERR)
+        st = nc_put_vara_int(nc, v->arch, start, count, c->arch);
+    if (st == NC_NOERR)
+        st = nc_put_vara_double(nc, v->gain, start, count, c->gain);
+    if (st == NC_NOERR)
+        st = nc_put_vara_double(nc, v->input, start, count, c->input_gap);
+    if (st == NC_NOERR)
+        st = nc_put_vara_double(nc, v->target, start, count, c->target_gap);
+    if (st == NC_NOERR)
+        st = nc_put_vara_longlong(nc, v->seed, start, count, c->seed);
+    for (int i = 0; i < v->n_fields && st == NC_NOERR; i++) {
+        const rs_store_field *f = &v->fields[i];
+        for (size_t k = 0; k < n; k++) /* 8-byte fields: doubles and int64 alike */
+            memcpy(&buf[k], field_at(rs_store_record_at(recs, l, k), f), sizeof(double));
+        if (f->is_int)
+            st = nc_put_vara_longlong(nc, v->field[i], start, count, (long long *)buf);
+        else {
+            fill_nan(buf, n);
+            st = nc_put_vara_double(nc, v->field[i], start, count, buf);
+        }
+    }
+    for (int i = 0; i < v->n_extras && st == NC_NOERR; i++) {
+        const rs_store_extra *x = &v->extras[i];
+        for (size_t k = 0; k < n; k++)
+            memcpy(buf + k * x->count, rs_store_record_extras(rs_store_record_at(recs, l, k)) +
+                   x->offset, x->count * sizeof *buf);
+        fill_nan(buf, n * x->count);
+        count[1] = x->shape == RS_STORE_PER_STAGE ? (size_t)l->n_stages : (size_t)l->n_epochs;
+        count[2] = (size_t)l->n_stages;
+        st = nc_put_vara_double(nc, v->extra[i], start, count, buf);
+    }
+    return st;
+}
+
+static int put_shard_attributes(int nc, const rs_grid *grid, const rs_grid_shard *shard,
+                                const arch_table *archs, const char *path, char *err,
+                                size_t err_len)
+{
+    int status = RS_OK, n = archs->n;
+    const char **names = archs->names;
+    long long *values = malloc((size_t)(n ? n : 1) * sizeof *values);
     char *joined = NULL;
-    if (!names || !in_shard || !in_grid || !values) {
+    if (!values) {
         status = RS_E_NOMEM;
         goto done;
     }
-    int n = rs_grid_arch_trials(grid, shard, names, in_shard, in_grid);
     size_t len = 1;
     for (int i = 0; i < n; i++)
         len += strlen(names[i]) + 1;
@@ -498,15 +807,12 @@ static int put_shard_attributes(int nc, const rs_grid *grid, const rs_grid_shard
     NC(nc_put_att_longlong(nc, NC_GLOBAL, "trials_expected", NC_INT64, 1, &expected));
     NC(put_text(nc, NC_GLOBAL, "arch_names", joined));
     for (int i = 0; i < n; i++)
-        values[i] = (long long)in_shard[i];
+        values[i] = (long long)archs->in_shard[i];
     NC(nc_put_att_longlong(nc, NC_GLOBAL, "arch_trials_expected", NC_INT64, (size_t)n, values));
     for (int i = 0; i < n; i++)
-        values[i] = (long long)in_grid[i];
+        values[i] = (long long)archs->in_grid[i];
     NC(nc_put_att_longlong(nc, NC_GLOBAL, "arch_grid_trials", NC_INT64, (size_t)n, values));
 done:
-    free(names);
-    free(in_shard);
-    free(in_grid);
     free(values);
     free(joined);
     return status;
@@ -526,20 +832,59 @@ static int put_times(int nc, int64_t created, int64_t updated)
     return st;
 }
 
-static int write_sweep_file(const char *path, const rs_grid *grid, const rs_store_layout *l,
-                            const void *recs, size_t n, const sweep_coords *c,
+/* Bytes of records read and written per batch: with the coordinates and one variable's
+ * column (write_batch's buf), the writer's memory, whatever the trial count. */
+enum { SWEEP_BATCH_BYTES = 8 << 20 };
+
+/* Trials per batch: about SWEEP_BATCH_BYTES of records, a multiple of the trajectory
+ * variables' chunk (trials_per_chunk) when one fits, so that each batch fills whole chunks. */
+static size_t sweep_batch(size_t n, const rs_store_layout *l)
+{
+    size_t rec = rs_store_record_bytes(l), batch = SWEEP_BATCH_BYTES / rec, per_chunk = 0;
+    rs_store_extra ex[RS_STORE_EXTRAS_MAX];
+    int n_ex = rs_store_extras(l, ex);
+    for (int i = 0; i < n_ex; i++) {
+        size_t k = trials_per_chunk(n, ex[i].count);
+        per_chunk = k > per_chunk ? k : per_chunk;
+    }
+    if (per_chunk > 0 && batch >= per_chunk)
+        batch -= batch % per_chunk;
+    batch = batch < 1 ? 1 : batch;
+    return batch < n ? batch : (n ? n : 1);
+}
+
+size_t rs_ncio_sweep_writer_bytes(const rs_store_layout *l)
+{
+    /* a batch of records, write_batch's column buffer and coordinates (7 arrays of at most
+     * 8 bytes), and per variable over trial the chunk being filled (HDF5's cache: about
+     * 64 Ki values) */
+    int n_fields;
+    rs_store_extra ex[RS_STORE_EXTRAS_MAX];
+    rs_store_fields(&n_fields);
+    size_t batch = sweep_batch(SIZE_MAX / 2, l), vars = 7 + (size_t)n_fields +
+                                                        (size_t)rs_store_extras(l, ex);
+    return batch * (rs_store_record_bytes(l) + (1 + rs_store_layout_doubles(l) + 7) *
+                    sizeof(double)) + vars * ((size_t)1 << 16) * sizeof(double);
+}
+
+static int write_sweep_file(const char *path, const rs_grid *grid, rs_store_snapshot *snap,
                             const rs_ncio_sweep_info *info, char *err, size_t err_len)
 {
-    rs_store_extra ex[RS_STORE_EXTRAS_MAX];
-    int n_ex = rs_store_extras(l, ex), v_ex[RS_STORE_EXTRAS_MAX], v_stage = -1, v_epoch = -1;
-    int status = RS_OK, nc = -1, dim, nf;
-    const rs_store_field *f = rs_store_fields(&nf);
-    int v_trial, v_block, v_arch_index, v_arch, v_gain, v_seed, v_input, v_target, v_field[64];
-    char hash[32], *blocks = block_names(grid);
-    double *column = malloc((n ? n : 1) * sizeof *column);
-    long long *icolumn = malloc((n ? n : 1) * sizeof *icolumn), total = (long long)rs_grid_count(grid),
-              done = (long long)n;
-    if (!blocks || !column || !icolumn) {
+    int status = RS_OK, nc = -1;
+    sweep_vars v;
+    arch_table archs;
+    sweep_coords c;
+    char hash[32];
+    const rs_store_layout *l = rs_store_snapshot_layout(snap);
+    size_t n = rs_store_snapshot_count(snap), batch = sweep_batch(n, l);
+    long long total = (long long)rs_grid_count(grid), done = (long long)n;
+    size_t per_trial = 1 + rs_store_layout_doubles(l);
+    double *buf = malloc(batch * per_trial * sizeof *buf);
+    void *recs = malloc(batch * rs_store_record_bytes(l));
+    memset(&c, 0, sizeof c);
+    memset(&archs, 0, sizeof archs);
+    if (!buf || !recs || arch_table_of(grid, &info->shard, &archs) != RS_OK ||
+        coords_alloc(&c, batch) != RS_OK) {
         status = RS_E_NOMEM;
         goto done;
     }
@@ -548,29 +893,11 @@ static int write_sweep_file(const char *path, const rs_grid *grid, const rs_stor
         goto done;
     }
     NC(nc_create(path, NC_CLOBBER | NC_NETCDF4, &nc));
-    NC(nc_def_dim(nc, "trial", n, &dim));
-    NC(def_trial_var(nc, "trial", NC_INT64, dim, "the trial's index in the job's grid "
-                     "(grid.h: blocks in file order, the last axis fastest)", "1", &v_trial));
-    NC(def_trial_var(nc, "block", NC_INT, dim, "block of the job file (0-based)", "1", &v_block));
-    NC(put_text(nc, v_block, "block_names", blocks));
-    NC(def_trial_var(nc, "arch_index", NC_INT, dim, "index into the block's architectures "
-                     "(-1: theory-only)", "1", &v_arch_index));
-    NC(def_trial_var(nc, "arch", NC_STRING, dim, "architecture name (empty: theory-only)", NULL,
-                     &v_arch));
-    NC(def_trial_var(nc, "gain", NC_DOUBLE, dim, "initial weight gain (Xavier-normal); NaN "
-                     "for theory-only trials", "1", &v_gain));
-    NC(def_trial_var(nc, "input_gap", NC_DOUBLE, dim, "data input gap |x2 - x1| (a distance)",
-                     "1", &v_input));
-    NC(def_trial_var(nc, "target_gap", NC_DOUBLE, dim, "data target gap |y2 - y1| (a distance; "
-                     "not the predicted output difference dyhat2)", "1", &v_target));
-    NC(def_trial_var(nc, "seed", NC_INT64, dim, "seed of the initial weights (-1: "
-                     "theory-only)", "1", &v_seed));
-    for (int i = 0; i < nf; i++)
-        NC(def_trial_var(nc, f[i].name, f[i].is_int ? NC_INT64 : NC_DOUBLE, dim,
-                         f[i].long_name, f[i].units, &v_field[i]));
-    NC(def_extras(nc, dim, l, ex, n_ex, &v_stage, &v_epoch, v_ex));
-    NC(put_text(nc, NC_GLOBAL, "Conventions", "CF-1.8"));
-    NC(put_text(nc, NC_GLOBAL, "title", "repsweep sweep: one summary per finished trial"));
+    status = def_sweep_vars(nc, grid, &archs, l, n, &v, path, err, err_len);
+    if (status != RS_OK)
+        goto done;
+    NC(put_cf_globals(nc, "repsweep sweep: one summary per finished trial", info->command_line,
+                      time(NULL)));
     NC(put_text(nc, NC_GLOBAL, "job_name", info->job_name));
     NC(put_text(nc, NC_GLOBAL, "job_text", info->job_text));
     snprintf(hash, sizeof hash, "%016llx", (unsigned long long)info->job_hash);
@@ -583,39 +910,25 @@ static int write_sweep_file(const char *path, const rs_grid *grid, const rs_stor
     NC(nc_put_att_longlong(nc, NC_GLOBAL, "trials_total", NC_INT64, 1, &total));
     NC(nc_put_att_longlong(nc, NC_GLOBAL, "trials_done", NC_INT64, 1, &done));
     NC(put_times(nc, info->created, (int64_t)time(NULL)));
-    status = put_shard_attributes(nc, grid, &info->shard, path, err, err_len);
+    status = put_shard_attributes(nc, grid, &info->shard, &archs, path, err, err_len);
     if (status != RS_OK)
         goto done;
     NC(nc_enddef(nc));
-    if (n > 0) {
-        NC(nc_put_var_longlong(nc, v_trial, c->trial));
-        NC(nc_put_var_int(nc, v_block, c->block));
-        NC(nc_put_var_int(nc, v_arch_index, c->arch_index));
-        NC(nc_put_var_string(nc, v_arch, c->arch));
-        NC(nc_put_var_double(nc, v_gain, c->gain));
-        NC(nc_put_var_double(nc, v_input, c->input_gap));
-        NC(nc_put_var_double(nc, v_target, c->target_gap));
-        NC(nc_put_var_longlong(nc, v_seed, c->seed));
+    NC(put_stage_epoch(nc, l, &v));
+    /* the records in grid order, a batch at a time, straight from the journal */
+    for (size_t first = 0; first < n; first += batch) {
+        size_t m = n - first < batch ? n - first : batch;
+        if ((status = rs_store_snapshot_read(snap, first, m, recs, err, err_len)) != RS_OK ||
+            (status = coords_fill(grid, &archs, l, recs, m, &c)) != RS_OK)
+            goto done;
+        NC(write_batch(nc, l, &v, first, recs, m, &c, buf));
     }
-    for (int i = 0; i < nf && n > 0; i++) {
-        for (size_t k = 0; k < n; k++) {
-            const char *at = (const char *)rs_store_record_at(recs, l, k) + f[i].offset;
-            if (f[i].is_int)
-                memcpy(&icolumn[k], at, sizeof(long long));
-            else
-                memcpy(&column[k], at, sizeof(double));
-        }
-        if (f[i].is_int)
-            NC(nc_put_var_longlong(nc, v_field[i], icolumn));
-        else
-            NC(nc_put_var_double(nc, v_field[i], column));
-    }
-    NC(put_extras(nc, l, recs, n, ex, n_ex, v_stage, v_epoch, v_ex));
 done:
     status = close_nc(nc, path, status, err, err_len);
-    free(blocks);
-    free(column);
-    free(icolumn);
+    coords_free(&c);
+    arch_table_free(&archs);
+    free(buf);
+    free(recs);
     return status;
 }
 
@@ -650,30 +963,17 @@ static int replace_with(const char *tmp, const char *path, int status, char *err
     return RS_OK;
 }
 
-int rs_ncio_write_sweep(const char *path, const rs_grid *grid, const void *recs, size_t n,
+int rs_ncio_write_sweep(const char *path, const rs_grid *grid, rs_store_snapshot *snap,
                         const rs_ncio_sweep_info *info, char *err, size_t err_len)
 {
+    quiet_hdf5();
     char tmp[4096];
+    if (err_len)
+        err[0] = 0;
     if (tmp_path(path, tmp, err, err_len) != RS_OK)
         return RS_E_INVALID;
-    /* sorted by grid index, so the file does not depend on rank count or finishing order */
-    rs_store_layout l;
-    rs_store_layout_of(grid, &l);
-    size_t rec_bytes = rs_store_record_bytes(&l);
-    void *sorted = malloc((n ? n : 1) * rec_bytes);
-    sweep_coords c;
-    memset(&c, 0, sizeof c);
-    if (!sorted)
-        return RS_E_NOMEM;
-    if (n)
-        memcpy(sorted, recs, n * rec_bytes);
-    qsort(sorted, n, rec_bytes, by_index); /* a record starts with its index */
-    int status = coords_fill(grid, &l, sorted, n, &c);
-    if (status == RS_OK)
-        status = write_sweep_file(tmp, grid, &l, sorted, n, &c, info, err, err_len);
-    coords_free(&c);
-    free(sorted);
-    if (status == RS_E_NOMEM || status == RS_E_INVALID)
+    int status = write_sweep_file(tmp, grid, snap, info, err, err_len);
+    if (status == RS_E_NOMEM || (status == RS_E_INVALID && !*err))
         snprintf(err, err_len, "%s: %s while writing the results", path, rs_strerror(status));
     return replace_with(tmp, path, status, err, err_len);
 }
@@ -841,16 +1141,14 @@ void rs_ncio_summary_free(rs_ncio_summary *s)
     free(s->fit_loss_rel);
     free(s->train_seconds);
     free(s->fit_seconds);
-    if (s->arch)
-        nc_free_string(s->n, s->arch); /* library-allocated strings (NULL where unread) */
-    free(s->arch);
+    free(s->arch); /* its strings are arch_names' */
     memset(s, 0, sizeof *s);
 }
 
 int rs_ncio_read_summary(const char *path, rs_ncio_summary *s, char *err, size_t err_len)
 {
     sweep_identity id;
-    int nc;
+    int nc, *arch = NULL;
     memset(s, 0, sizeof *s);
     int status = open_results(path, &nc, err, err_len);
     if (status != RS_OK)
@@ -870,7 +1168,8 @@ int rs_ncio_read_summary(const char *path, rs_ncio_summary *s, char *err, size_t
     s->train_seconds = malloc(m * sizeof *s->train_seconds);
     s->fit_seconds = malloc(m * sizeof *s->fit_seconds);
     s->arch = calloc(m, sizeof *s->arch);
-    if (!s->job_name || !s->job_hash || !s->trial || !s->status || !s->converged ||
+    arch = malloc(m * sizeof *arch);
+    if (!arch || !s->job_name || !s->job_hash || !s->trial || !s->status || !s->converged ||
         !s->fit_loss_rel || !s->train_seconds || !s->fit_seconds || !s->arch) {
         status = RS_E_NOMEM;
         goto done;
@@ -881,17 +1180,26 @@ int rs_ncio_read_summary(const char *path, rs_ncio_summary *s, char *err, size_t
     s->shard.count = (uint64_t)id.shard_count;
     s->created = id.created;
     s->updated = id.updated;
-    s->n = id.n; /* s->arch is zeroed: freeing its strings is safe however far a read got */
+    s->n = id.n;
     if (id.n == 0)
         goto done;
     const struct { const char *name; nc_type type; void *buf; } cols[] = {
         {"trial", NC_INT64, s->trial}, {"status", NC_INT64, s->status},
         {"converged", NC_INT64, s->converged}, {"fit_loss_rel", NC_DOUBLE, s->fit_loss_rel},
         {"train_seconds", NC_DOUBLE, s->train_seconds},
-        {"fit_seconds", NC_DOUBLE, s->fit_seconds}, {"arch", NC_STRING, s->arch}};
+        {"fit_seconds", NC_DOUBLE, s->fit_seconds}, {"arch", NC_INT, arch}};
     for (size_t i = 0; i < sizeof cols / sizeof *cols && status == RS_OK; i++)
         status = get_column(nc, path, cols[i].name, cols[i].type, cols[i].buf, err, err_len);
+    for (size_t k = 0; k < id.n && status == RS_OK; k++) {
+        /* the arch index names an entry of arch_names; theory-only trials hold the fill */
+        s->arch[k] = arch[k] >= 0 && arch[k] < s->n_arch ? s->arch_names[arch[k]] : "";
+        double *missing[3] = {&s->fit_loss_rel[k], &s->train_seconds[k], &s->fit_seconds[k]};
+        for (int i = 0; i < 3; i++)
+            if (*missing[i] == RS_STORE_FILL_DOUBLE)
+                *missing[i] = NAN;
+    }
 done:
+    free(arch);
     nc_close(nc);
     if (status == RS_E_NOMEM)
         snprintf(err, err_len, "%s: out of memory while reading it", path);
@@ -1055,6 +1363,28 @@ static int plan_rows(merge_source *src, size_t n, merge_row **rows, size_t *tota
     return RS_OK;
 }
 
+/* Output variable ov's storage, as the results writer chooses it (def_sweep_vars): a
+ * variable over trial is compressed in chunks of trials_per_chunk(total, values per trial)
+ * trials, whole along its other dimensions; the rest (stage, epoch) contiguous. */
+static int copy_storage(int out, int ov, int nd, const int *dims, size_t total)
+{
+    int trial_dim, st;
+    size_t chunks[NC_MAX_VAR_DIMS], per_trial = 1;
+    if ((st = nc_inq_dimid(out, "trial", &trial_dim)) != NC_NOERR)
+        return st;
+    if (nd == 0 || total == 0 || dims[0] != trial_dim)
+        return NC_NOERR;
+    for (int d = 1; d < nd; d++) {
+        if ((st = nc_inq_dimlen(out, dims[d], &chunks[d])) != NC_NOERR)
+            return st;
+        per_trial *= chunks[d];
+    }
+    chunks[0] = trials_per_chunk(total, per_trial);
+    if ((st = nc_def_var_chunking(out, ov, NC_CHUNKED, chunks)) != NC_NOERR)
+        return st;
+    return nc_def_var_deflate(out, ov, 1, 1, DEFLATE_LEVEL);
+}
+
 /* Define in `out` the dimensions and variables of `in` (trial: `total` long), with every
  * variable and global attribute. */
 static int define_like(int out, int in, size_t total, const char *path, char *err,
@@ -1080,6 +1410,7 @@ static int define_like(int out, int in, size_t total, const char *path, char *er
                     break;
                 }
         NC(nc_def_var(out, name, type, nd, dims, &ov));
+        NC(copy_storage(out, ov, nd, dims, total));
         for (int a = 0; a < natts; a++) {
             NC(nc_inq_attname(in, v, a, name));
             NC(nc_copy_att(in, v, name, out, ov));
@@ -1092,6 +1423,25 @@ static int define_like(int out, int in, size_t total, const char *path, char *er
     }
 done:
     return status;
+}
+
+/* CF history: the first input's, then a line for this merge. */
+static int append_history(int out, int in, const char *command_line)
+{
+    size_t len = 0;
+    char stamp[32], *history;
+    const char *cmd = command_line ? command_line : "repsweep merge";
+    if (nc_inq_attlen(in, NC_GLOBAL, "history", &len) != NC_NOERR)
+        len = 0;
+    iso_time(time(NULL), stamp, sizeof stamp);
+    if (!(history = malloc(len + strlen(stamp) + strlen(cmd) + 8)))
+        return NC_ENOMEM;
+    if (len && nc_get_att_text(in, NC_GLOBAL, "history", history) != NC_NOERR)
+        len = 0;
+    sprintf(history + len, "%s%s: %s", len ? "\n" : "", stamp, cmd);
+    int st = put_text(out, NC_GLOBAL, "history", history);
+    free(history);
+    return st;
 }
 
 /* The global attributes that make the merged file a whole job's (ncio.h). */
@@ -1128,6 +1478,7 @@ static int put_merged_attributes(int out, const merge_source *src, rs_ncio_merge
     NC(put_times(out, created, updated));
     if (command_line)
         NC(put_text(out, NC_GLOBAL, "command_line", command_line));
+    NC(append_history(out, src[0].nc, command_line));
     NC(nc_put_att_string(out, NC_GLOBAL, "merged_from", n, paths));
 done:
     free(paths);
@@ -1273,6 +1624,7 @@ int rs_ncio_merge_sweeps(const char *out, rs_ncio_merge_input *in, size_t n,
                          const char *command_line, uint64_t *grid_trials, char *err,
                          size_t err_len)
 {
+    quiet_hdf5();
     char tmp[4096];
     merge_row *rows = NULL;
     size_t total = 0;

@@ -1,6 +1,8 @@
 /* net.c — architecture records, network shapes and the precision dispatch (see net.h). */
 #include "repsweep/net.h"
 
+#include <limits.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -91,10 +93,35 @@ static int why(char *buf, size_t len, const char *msg)
     return RS_E_INVALID;
 }
 
+static void arch_shapes(const rs_arch *a, rs_map_shape *m);
+static double shapes_workspace_bytes(const rs_map_shape *m, int S, double dropout, size_t real);
+
+/* The memory of a trial (rs_arch_workspace_bytes, in doubles: no overflow) within
+ * RS_ARCH_MAX_BYTES, checked on float32's size (float64 needs twice as much); the caller
+ * has checked every other constraint, so that the shapes' counts fit in size_t. */
+static int check_size(const rs_arch *a, char *buf, size_t len)
+{
+    const int S = rs_arch_stage_count(a);
+    rs_map_shape *m = calloc((size_t)S + 1, sizeof *m);
+    if (!m)
+        return why(buf, len, "out of memory while checking its size");
+    arch_shapes(a, m);
+    const double bytes = shapes_workspace_bytes(m, S, a->dropout, sizeof(float));
+    free(m);
+    if (bytes <= RS_ARCH_MAX_BYTES)
+        return RS_OK;
+    if (buf && len)
+        snprintf(buf, len, "a trial would need about %.3g GiB of memory (weights and workspace "
+                 "in float32; twice that in float64), above the limit of %.0f GiB",
+                 bytes / 1073741824.0, RS_ARCH_MAX_BYTES / 1073741824.0);
+    return RS_E_INVALID;
+}
+
 int rs_arch_validate(const rs_arch *a, char *buf, size_t len)
 {
-    if (a->hidden_layers < 1)
-        return why(buf, len, "hidden_layers must be >= 1");
+    if (a->hidden_layers < 1 || a->hidden_layers > RS_ARCH_MAX_HIDDEN_LAYERS)
+        return why(buf, len, "hidden_layers must be in [1, " RS_STRINGIFY(
+                                 RS_ARCH_MAX_HIDDEN_LAYERS) "]");
     if (a->units < 1)
         return why(buf, len, "units must be >= 1");
     if ((unsigned)a->activation > RS_ACT_IDENTITY)
@@ -114,8 +141,10 @@ int rs_arch_validate(const rs_arch *a, char *buf, size_t len)
                                  "units must exceed (hidden_layers + 1) * (conv_kernel - 1)");
         if (a->skip)
             return why(buf, len, "skip connections are not defined for convolutional nets");
+        if ((double)a->conv_channels * a->units > INT_MAX) /* a map's width is an int */
+            return why(buf, len, "conv_channels x units must be at most 2147483647");
     }
-    return RS_OK;
+    return check_size(a, buf, len);
 }
 
 static void dense_shape(rs_map_shape *m, int in, int out)
@@ -205,11 +234,12 @@ double rs_arch_conv_macs(const rs_arch *arch)
     return macs;
 }
 
-/* n numbers of `real` bytes as the engine allocates them: 64-byte aligned blocks. */
-static size_t aligned_array_bytes(size_t n, size_t real)
+/* n numbers of `real` bytes as the engine allocates them: 64-byte aligned blocks. In
+ * doubles, which hold every byte count up to 2^53 exactly and larger ones without wrapping. */
+static double aligned_array_bytes(size_t n, size_t real)
 {
-    size_t bytes = ((n * real + 63) / 64) * 64;
-    return bytes ? bytes : 64;
+    double bytes = ceil((double)n * (double)real / 64) * 64;
+    return bytes > 0 ? bytes : 64;
 }
 
 size_t rs_arch_workspace_bytes(const rs_arch *arch, rs_precision precision)
@@ -218,12 +248,19 @@ size_t rs_arch_workspace_bytes(const rs_arch *arch, rs_precision precision)
     if (!m)
         return 0;
     size_t real = precision == RS_PRECISION_FLOAT32 ? sizeof(float) : sizeof(double);
-    size_t bytes = 0, max_width = 1, max_col = 1, max_partial = 1, max_conv_grad = 1;
-    int S = rs_arch_stage_count(arch);
+    double bytes = shapes_workspace_bytes(m, rs_arch_stage_count(arch), arch->dropout, real);
+    free(m);
+    return (size_t)bytes; /* validated: at most 2 * RS_ARCH_MAX_BYTES */
+}
+
+static double shapes_workspace_bytes(const rs_map_shape *m, int S, double dropout, size_t real)
+{
+    double bytes = 0;
+    size_t max_width = 1, max_col = 1, max_partial = 1, max_conv_grad = 1;
     for (int s = 0; s <= S; s++) {
         bytes += aligned_array_bytes(m[s].n_weight, real) +
                  aligned_array_bytes((size_t)(m[s].conv ? m[s].c_out : m[s].out), real);
-        if (arch->dropout > 0) /* mask and masked input */
+        if (dropout > 0) /* mask and masked input */
             bytes += 2 * aligned_array_bytes(2 * (size_t)m[s].in, real);
         if (s < S) /* pre-activation, activation, dL/da for both points */
             bytes += 3 * aligned_array_bytes(2 * (size_t)m[s].out, real);
@@ -240,7 +277,6 @@ size_t rs_arch_workspace_bytes(const rs_arch *arch, rs_precision precision)
      * gradients, the dense backward pass's per-block sums */
     bytes += aligned_array_bytes(2 * max_width, real) + 4 * aligned_array_bytes(max_col, real) +
              aligned_array_bytes(max_conv_grad, real) + aligned_array_bytes(max_partial, real);
-    free(m);
     return bytes;
 }
 

@@ -1,8 +1,5 @@
 /* net_f32.c — the network engine in single precision (see net_impl.h). */
-#include <stdint.h>
-
 #define REAL float
-#define NI_INT int32_t /* an integer of REAL's size: lane shuffle indices */
 #define NI_VEC_LANES 16 /* REALs in a 64-byte vector */
 #define GEMM cblas_sgemm
 #define NI_CAT2(a, b) a##b

@@ -1,8 +1,5 @@
 /* net_f64.c — the network engine in double precision (see net_impl.h). */
-#include <stdint.h>
-
 #define REAL double
-#define NI_INT int64_t /* an integer of REAL's size: lane shuffle indices */
 #define NI_VEC_LANES 8 /* REALs in a 64-byte vector */
 #define GEMM cblas_dgemm
 #define NI_CAT2(a, b) a##b

@@ -1,8 +1,8 @@
 /* net_impl.h — the precision-generic network engine, compiled twice: net_f64.c includes it
  * with REAL = double, net_f32.c with REAL = float (one source, no copied twins).
- * Before including, define REAL, NI_INT (an integer type of REAL's size), NI_VEC_LANES (REALs
- * in 64 bytes), NI(name) (suffixes a name), GEMM (cblas_dgemm or cblas_sgemm). Everything
- * here is static except the entry points named through NI().
+ * Before including, define REAL, NI_VEC_LANES (REALs in 64 bytes), NI(name) (suffixes a
+ * name), GEMM (cblas_dgemm or cblas_sgemm). Everything here is static except the entry
+ * points named through NI().
  *
  * Layout: both data points are processed together; an activation of width n is a 2 x n
  * row-major matrix (row p = point p). Dense weights are (out x in) row-major; convolution
@@ -13,13 +13,20 @@
 #include <string.h>
 
 #include "net_private.h"
+#include "repsweep/blas.h"
 #include "repsweep/status.h"
 
 /* Loops over arrays are compiled for AVX-512, x86-64-v3 (AVX2 with FMA) and the baseline,
  * picked at load time (the library itself is built for the baseline, where GCC vectorises
  * with 16-byte SSE or not at all). FMA contraction makes the baseline's rounding differ; see
- * the README on reproducibility. */
+ * the README on reproducibility. Only GCC on x86-64 (these target names are x86's, and
+ * clang's target_clones does not take "arch=..."); elsewhere (aarch64, clang) the same
+ * source is compiled once for the build's target, with the same summation order. */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
 #define NI_CLONES __attribute__((target_clones("avx512f", "arch=x86-64-v3", "default")))
+#else
+#define NI_CLONES
+#endif
 
 typedef struct {
     int conv;           /* 0: dense, 1: convolution */
@@ -170,8 +177,7 @@ static void NI(col2im_add)(const NI(layer) *L, const REAL *restrict dcol, REAL *
  * row block, then the blocks' sums in block order (dense_backward). */
 typedef REAL NI(vec) __attribute__((vector_size(64)));
 #define NI_LANES NI_VEC_LANES /* 64 / sizeof(REAL), set with REAL */
-_Static_assert(NI_VEC_LANES * sizeof(REAL) == 64 && sizeof(NI_INT) == sizeof(REAL),
-               "NI_VEC_LANES and NI_INT must match REAL");
+_Static_assert(NI_VEC_LANES * sizeof(REAL) == 64, "NI_VEC_LANES must match REAL");
 /* rows the backward kernel handles together: each load of the inputs and of W^T dz serves four */
 #define NI_ROWS 4
 
@@ -179,10 +185,10 @@ _Static_assert(NI_VEC_LANES * sizeof(REAL) == 64 && sizeof(NI_INT) == sizeof(REA
  * LANES dependent additions: at 500 units that chain dominated the cache-resident forward):
  * level w adds lane k + w into lane k for k < w. Done in registers with lane shuffles; going
  * through memory (a store, then scalar loads) cost a quarter of the forward product's time. */
-typedef NI_INT NI(ivec) __attribute__((vector_size(64)));
-/* one level: lane k gets lane k + w added (lanes k >= w: don't care); literal masks, as a
- * mask built in a loop was not folded to a constant */
-#define NI_SUM_LEVEL(v, ...) ((v) += __builtin_shuffle((v), (NI(ivec)){__VA_ARGS__}))
+/* one level: lane k gets lane k + w added (lanes k >= w: don't care); literal indices, as a
+ * mask built in a loop was not folded to a constant. __builtin_shufflevector (clang, GCC >= 12)
+ * rather than GCC-only __builtin_shuffle: the same permutation, the same code from GCC. */
+#define NI_SUM_LEVEL(v, ...) ((v) += __builtin_shufflevector((v), (v), __VA_ARGS__))
 __attribute__((always_inline)) static inline REAL NI(lanes_sum)(NI(vec) v)
 {
 #if NI_VEC_LANES == 16
@@ -453,9 +459,7 @@ static void NI(dense_backward)(struct NI(engine) *e, const NI(layer) *L, const R
  * without the locking that makes concurrent calls safe. */
 static int NI(conv_team)(const struct NI(engine) *e)
 {
-    return e->threads > 1 && openblas_get_num_threads() == 1 && openblas_get_parallel() != 0
-               ? 2
-               : 1;
+    return e->threads > 1 && rs_blas_concurrent_calls_safe() ? 2 : 1;
 }
 
 /* z_p = W im2col(in_p) + b for point p */

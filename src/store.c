@@ -1,5 +1,5 @@
 /* store.c — trial records and the append-only journal (see store.h). */
-#define _DEFAULT_SOURCE /* flock, fsync, ftruncate */
+#define _DEFAULT_SOURCE /* flock, fsync, ftruncate, pread */
 #include "repsweep/store.h"
 
 #include <errno.h>
@@ -19,38 +19,62 @@
 _Static_assert(sizeof(rs_store_record) == RS_STORE_RECORD_BYTES,
                "rs_store_record must be 25 unpadded 8-byte fields");
 
-#define FIELD(name, long_name, units, is_int, timing) \
-    {#name, long_name, units, offsetof(rs_store_record, name), is_int, timing}
+/* status.h's codes a record can hold: a trial's outcome, or (< 0) why it could not run */
+static const long long STATUS_VALUES[] = {RS_OK, RS_S_DIVERGED, RS_S_FIT_FAILED,
+                                          RS_S_COLLAPSED, RS_E_NOMEM, RS_E_INVALID, RS_E_ODE,
+                                          RS_E_IO, RS_E_PARSE, RS_E_NOTFOUND, RS_E_NETCDF};
+static const char STATUS_MEANINGS[] =
+    "ok diverged fit_failed ode_collapsed error_out_of_memory error_invalid_argument "
+    "error_ode_failed error_io error_parse error_not_found error_netcdf";
+static const long long BOOL_VALUES[] = {0, 1};
+
+#define FIELD(name, long_name, units, comment, is_int, timing) \
+    {#name, long_name, units, comment, offsetof(rs_store_record, name), is_int, timing, 0, NULL, NULL}
+#define FLAGS(name, long_name, comment, values, meanings)                                   \
+    {#name, long_name, "1", comment, offsetof(rs_store_record, name), 1, 0,                 \
+     (int)(sizeof values / sizeof *values), values, meanings}
+#define RATE_COMMENT " per epoch (one full-batch gradient step): units 1 stand for 1/epoch, " \
+                     "which UDUNITS cannot express"
 
 static const rs_store_field fields[] = {
-    FIELD(status, "trial status: 0 ok, 1 diverged, 2 fit failed, 3 ODE collapsed (theory), "
-                  "< 0 could not run", "1", 1, 0),
-    FIELD(converged, "1 if the final loss is below converge_loss", "1", 1, 0),
-    FIELD(fit_converged, "1 if the rate fit (Eq. 49) met its tolerance", "1", 1, 0),
-    FIELD(fit_rate_at_floor, "1 if a fitted rate sits at its floor (unconstrained)", "1", 1, 0),
-    FIELD(epochs_run, "epochs recorded (theory-only: the integration horizon)", "1", 1, 0),
-    FIELD(lr, "learning rate", "1", 0, 0),
-    FIELD(dh2_initial, "dh2 = ||h(x2)-h(x1)||^2 at epoch 0", "1", 0, 0),
-    FIELD(dyhat2_initial, "dyhat2 = ||f(x2)-f(x1)||^2 (predicted output difference) at epoch 0",
-          "1", 0, 0),
-    FIELD(w_initial, "w = dyhat2 - (f(x2)-f(x1))(y2-y1) at epoch 0", "1", 0, 0),
-    FIELD(loss_initial, "loss at epoch 0", "1", 0, 0),
-    FIELD(dh2_final, "dh2 at the last epoch (theory-only: the ODE's)", "1", 0, 0),
-    FIELD(dyhat2_final, "dyhat2 at the last epoch (theory-only: the ODE's)", "1", 0, 0),
-    FIELD(w_final, "w at the last epoch (theory-only: the ODE's)", "1", 0, 0),
-    FIELD(loss_final, "loss at the last epoch", "1", 0, 0),
-    FIELD(rate_h, "encoder rate 1/tau_h per epoch (fitted, Eq. 49; theory-only: given)",
-          "1/epoch", 0, 0),
-    FIELD(rate_y, "decoder rate 1/tau_y per epoch (fitted, Eq. 49; theory-only: given)",
-          "1/epoch", 0, 0),
-    FIELD(rate_ybar, "fitted mean-output rate 1/tau_ybar per epoch (Eq. 9)", "1/epoch", 0, 0),
-    FIELD(fit_loss, "Eq. 49 sum of squared residuals of dh2, dyhat2, w", "1", 0, 0),
-    FIELD(fit_loss_rel, "fit_loss / sum of dh2^2 + dyhat2^2 + w^2", "1", 0, 0),
-    FIELD(A_high, "A_high (Eq. 11)", "1", 0, 0),
-    FIELD(A_low, "A_low (Eq. 11)", "1", 0, 0),
-    FIELD(dh2_predicted, "predicted final dh2, stable fixed point (Eq. 10)", "1", 0, 0),
-    FIELD(train_seconds, "wall time of training", "s", 0, 1),
-    FIELD(fit_seconds, "wall time of the fits", "s", 0, 1),
+    FLAGS(status, "trial status", "ode_collapsed: theory-only, dh2 reached 0; error_*: the "
+          "trial could not run", STATUS_VALUES, STATUS_MEANINGS),
+    FLAGS(converged, "converged", "the final loss is below the job's converge_loss",
+          BOOL_VALUES, "false true"),
+    FLAGS(fit_converged, "rate fit converged", "the Levenberg-Marquardt fit of the rates "
+          "(Eq. 49) met its tolerance", BOOL_VALUES, "false true"),
+    FLAGS(fit_rate_at_floor, "fitted rate at floor", "a fitted rate sits at its floor, so "
+          "the data do not constrain it", BOOL_VALUES, "false true"),
+    FIELD(epochs_run, "epochs run", "1", "gradient steps recorded; theory-only: the "
+          "integration horizon", 1, 0),
+    FIELD(lr, "learning rate", "1", NULL, 0, 0),
+    FIELD(dh2_initial, "initial dh2", "1", "dh2 = ||h(x2)-h(x1)||^2 at the observed layer, "
+          "epoch 0; theory-only: the block's initial state", 0, 0),
+    FIELD(dyhat2_initial, "initial dyhat2", "1", "dyhat2 = ||f(x2)-f(x1)||^2, the predicted "
+          "output difference (not the target gap), epoch 0", 0, 0),
+    FIELD(w_initial, "initial w", "1", "w = dyhat2 - (f(x2)-f(x1))(y2-y1), epoch 0", 0, 0),
+    FIELD(loss_initial, "initial loss", "1", "training loss at epoch 0", 0, 0),
+    FIELD(dh2_final, "final dh2", "1", "dh2 at the last epoch; theory-only: the ODE's (Eq. 7)",
+          0, 0),
+    FIELD(dyhat2_final, "final dyhat2", "1", "dyhat2 at the last epoch; theory-only: the ODE's",
+          0, 0),
+    FIELD(w_final, "final w", "1", "w at the last epoch; theory-only: the ODE's", 0, 0),
+    FIELD(loss_final, "final loss", "1", "training loss at the last epoch", 0, 0),
+    FIELD(rate_h, "encoder rate", "1", "1/tau_h" RATE_COMMENT "; fitted (Eq. 49), "
+          "theory-only: given", 0, 0),
+    FIELD(rate_y, "decoder rate", "1", "1/tau_y" RATE_COMMENT "; fitted (Eq. 49), "
+          "theory-only: given", 0, 0),
+    FIELD(rate_ybar, "mean-output rate", "1", "1/tau_ybar" RATE_COMMENT "; fitted to the loss "
+          "(Eq. 9)", 0, 0),
+    FIELD(fit_loss, "fit loss", "1", "Eq. 49's sum of squared residuals of dh2, dyhat2, w", 0,
+          0),
+    FIELD(fit_loss_rel, "relative fit loss", "1", "fit_loss / sum of dh2^2 + dyhat2^2 + w^2",
+          0, 0),
+    FIELD(A_high, "A_high", "1", "Eq. 11 from the rates and the epoch-0 state", 0, 0),
+    FIELD(A_low, "A_low", "1", "Eq. 11 from the rates and the epoch-0 state", 0, 0),
+    FIELD(dh2_predicted, "predicted final dh2", "1", "the stable fixed point (Eq. 10)", 0, 0),
+    FIELD(train_seconds, "training time", "s", "wall time of training", 0, 1),
+    FIELD(fit_seconds, "fit time", "s", "wall time of the fits", 0, 1),
 };
 
 const rs_store_field *rs_store_fields(int *count)
@@ -117,35 +141,39 @@ static double *extras_of(rs_store_record *rec)
 
 int rs_store_extras(const rs_store_layout *l, rs_store_extra *out)
 {
-    static const struct { const char *name, *long_name, *units; rs_store_shape shape; } all[] = {
-        {"stage_rate_h", "encoder rate 1/tau_h per epoch fitted to dh2 at each stage (Eq. 49)",
-         "1/epoch", RS_STORE_PER_STAGE},
-        {"stage_rate_y", "decoder rate 1/tau_y per epoch fitted with dh2 at each stage (Eq. 49)",
-         "1/epoch", RS_STORE_PER_STAGE},
-        {"stage_fit_loss_rel", "relative Eq. 49 fit loss with dh2 at each stage", "1",
-         RS_STORE_PER_STAGE},
-        {"stage_dh2_final", "dh2 = ||h(x2)-h(x1)||^2 at each stage at the last epoch", "1",
-         RS_STORE_PER_STAGE},
-        {"stage_dh2_predicted", "predicted final dh2 at each stage, stable fixed point (Eq. 10)",
-         "1", RS_STORE_PER_STAGE},
-        {"dh2_traj", "dh2 = ||h(x2)-h(x1)||^2 at the observed layer at the recorded epochs", "1",
+    static const struct {
+        const char *name, *long_name, *units, *comment;
+        rs_store_shape shape;
+    } all[] = {
+        {"stage_rate_h", "encoder rate per stage", "1", "1/tau_h" RATE_COMMENT "; fitted to "
+         "dh2 at each stage (Eq. 49)", RS_STORE_PER_STAGE},
+        {"stage_rate_y", "decoder rate per stage", "1", "1/tau_y" RATE_COMMENT "; fitted with "
+         "dh2 at each stage (Eq. 49)", RS_STORE_PER_STAGE},
+        {"stage_fit_loss_rel", "relative fit loss per stage", "1", "relative Eq. 49 fit loss "
+         "with dh2 at each stage", RS_STORE_PER_STAGE},
+        {"stage_dh2_final", "final dh2 per stage", "1", "dh2 = ||h(x2)-h(x1)||^2 at each stage "
+         "at the last epoch", RS_STORE_PER_STAGE},
+        {"stage_dh2_predicted", "predicted final dh2 per stage", "1", "the stable fixed point "
+         "(Eq. 10) at each stage", RS_STORE_PER_STAGE},
+        {"dh2_traj", "dh2", "1", "dh2 = ||h(x2)-h(x1)||^2 at the observed layer at the recorded "
+         "epochs", RS_STORE_PER_EPOCH},
+        {"dyhat2_traj", "dyhat2", "1", "dyhat2 = ||f(x2)-f(x1)||^2 (predicted output "
+         "difference, not the target gap) at the recorded epochs", RS_STORE_PER_EPOCH},
+        {"w_traj", "w", "1", "w = dyhat2 - (f(x2)-f(x1))(y2-y1) at the recorded epochs",
          RS_STORE_PER_EPOCH},
-        {"dyhat2_traj", "dyhat2 = ||f(x2)-f(x1)||^2 (predicted output difference, not the "
-         "target gap) at the recorded epochs", "1", RS_STORE_PER_EPOCH},
-        {"w_traj", "w = dyhat2 - (f(x2)-f(x1))(y2-y1) at the recorded epochs", "1",
+        {"loss_traj", "loss", "1", "training loss at the recorded epochs", RS_STORE_PER_EPOCH},
+        {"dh2_theory_traj", "theory dh2", "1", "dh2 of the effective theory (Eq. 7) with the "
+         "trial's fitted rates from its measured epoch-0 state; missing where there was no "
+         "fit", RS_STORE_PER_EPOCH},
+        {"dyhat2_theory_traj", "theory dyhat2", "1", "dyhat2 (predicted output difference) of "
+         "the effective theory (Eq. 7) with the fitted rates; missing where there was no fit",
          RS_STORE_PER_EPOCH},
-        {"loss_traj", "training loss at the recorded epochs", "1", RS_STORE_PER_EPOCH},
-        {"dh2_theory_traj", "dh2 of the effective theory (Eq. 7) with the trial's fitted rates "
-         "from its measured epoch-0 state, at the recorded epochs (NaN: no fit)", "1",
+        {"w_theory_traj", "theory w", "1", "w of the effective theory (Eq. 7) with the fitted "
+         "rates; missing where there was no fit", RS_STORE_PER_EPOCH},
+        {"loss_theory_traj", "theory loss", "1", "loss of the effective theory (Eq. 9) with "
+         "the fitted rates and 1/tau_ybar; missing where there was no fit",
          RS_STORE_PER_EPOCH},
-        {"dyhat2_theory_traj", "dyhat2 (predicted output difference) of the effective theory "
-         "(Eq. 7) with the fitted rates, at the recorded epochs (NaN: no fit)", "1",
-         RS_STORE_PER_EPOCH},
-        {"w_theory_traj", "w of the effective theory (Eq. 7) with the fitted rates, at the "
-         "recorded epochs (NaN: no fit)", "1", RS_STORE_PER_EPOCH},
-        {"loss_theory_traj", "loss of the effective theory (Eq. 9) with the fitted rates and "
-         "1/tau_ybar, at the recorded epochs (NaN: no fit)", "1", RS_STORE_PER_EPOCH},
-        {"dh2_stage_traj", "dh2 at each stage at the recorded epochs", "1",
+        {"dh2_stage_traj", "dh2 per stage", "1", "dh2 at each stage at the recorded epochs",
          RS_STORE_PER_EPOCH_STAGE},
     };
     size_t counts[3] = {(size_t)l->n_stages, (size_t)l->n_epochs,
@@ -156,8 +184,8 @@ int rs_store_extras(const rs_store_layout *l, rs_store_extra *out)
         size_t count = counts[all[i].shape];
         if (count == 0)
             continue;
-        out[n] = (rs_store_extra){all[i].name, all[i].long_name, all[i].units, all[i].shape,
-                                  offset, count};
+        out[n] = (rs_store_extra){all[i].name, all[i].long_name, all[i].units, all[i].comment,
+                                  all[i].shape, offset, count};
         offset += count;
         n++;
     }
@@ -286,6 +314,14 @@ uint64_t rs_store_hash_text(const char *text)
 /* on disk a record (rs_store_record_bytes) is followed by its CRC-32 */
 static const char MAGIC[8] = {'R', 'S', 'J', 'R', 'N', 'L', '\r', '\n'};
 
+/* Where a stored record is: its trial and its slot (offset HEADER_BYTES + slot x (record
+ * bytes + 4)). 16 bytes per finished trial are all the store keeps of a record. */
+typedef struct {
+    uint64_t index, slot;
+} store_entry;
+
+_Static_assert(sizeof(store_entry) == RS_STORE_ENTRY_BYTES, "store.h states the entry size");
+
 struct rs_store {
     int fd;
     char *path;
@@ -296,10 +332,15 @@ struct rs_store {
     rs_store_layout layout;
     size_t rec_bytes;           /* rs_store_record_bytes(&layout) */
     unsigned char *done_bits;   /* one bit per grid index */
-    unsigned char *recs;        /* n_recs records, rec_bytes apart */
-    size_t n_recs, cap_recs;
-    /* trials whose last record could not run (rs_store_could_not_run) and how many
-     * records the journal holds for each (a retry replaces the record in recs) */
+    uint64_t failures;          /* stored trials whose last record's status is not RS_OK */
+    rs_store_counts counts;     /* the same, by kind */
+    uint64_t slots;             /* record slots in the file (damaged ones included) */
+    store_entry *entries;       /* per stored trial (its last record), in journal order */
+    size_t n_entries, cap_entries;
+    /* trials whose last record could not run (rs_store_could_not_run): a bit per grid index
+     * (so that most look-ups cost nothing), and how many records the journal holds for
+     * each (a retry's record takes the trial's entry) */
+    unsigned char *failed_bits;
     uint64_t *failed_index;
     uint32_t *failed_attempts;
     size_t n_failed, cap_failed;
@@ -464,18 +505,30 @@ static ssize_t read_full(int fd, void *buf, size_t n)
     return (ssize_t)got;
 }
 
-static int write_full(int fd, const void *buf, size_t n)
+/* Write all n bytes (0) or fail (-1, errno set); *written (may be NULL) receives the bytes
+ * written either way. */
+static int write_full_counted(int fd, const void *buf, size_t n, size_t *written)
 {
     size_t put = 0;
+    int st = 0;
     while (put < n) {
         ssize_t w = write(fd, (const char *)buf + put, n - put);
         if (w < 0 && errno == EINTR)
             continue;
-        if (w < 0)
-            return -1;
+        if (w < 0) {
+            st = -1;
+            break;
+        }
         put += (size_t)w;
     }
-    return 0;
+    if (written)
+        *written = put;
+    return st;
+}
+
+static int write_full(int fd, const void *buf, size_t n)
+{
+    return write_full_counted(fd, buf, n, NULL);
 }
 
 int rs_store_sync_path(const char *path, int dir)
@@ -505,19 +558,45 @@ int rs_store_could_not_run(int64_t status)
     return status < 0 && status != RS_E_ODE;
 }
 
-/* The position of `index` among the trials whose last record could not run, or n_failed. */
+static int failed_bit(const rs_store *s, uint64_t index)
+{
+    return (s->failed_bits[index / 8] >> (index % 8)) & 1u;
+}
+
+/* The position of `index` among the trials whose last record could not run, or n_failed.
+ * Linear, but only for trials whose failed bit is set (few, and each looked up rarely). */
 static size_t failed_at(const rs_store *s, uint64_t index)
 {
+    if (index >= s->trials || !failed_bit(s, index))
+        return s->n_failed;
     size_t i = 0;
     while (i < s->n_failed && s->failed_index[i] != index)
         i++;
     return i;
 }
 
-/* Is `rec` a retry of a stored trial whose last record could not run? */
+/* Is a record of `index` a retry of a stored trial whose last record could not run? */
 static int is_retry(const rs_store *s, uint64_t index)
 {
     return rs_store_is_done(s, index) && failed_at(s, index) < s->n_failed;
+}
+
+/* Count a trial's last record by kind (sign +1), or take it back (-1). */
+static void count_status(rs_store *s, int64_t status, int sign)
+{
+    rs_store_counts *c = &s->counts;
+    uint64_t *k = status == RS_OK                 ? &c->ok
+                  : rs_store_could_not_run(status) ? &c->could_not_run
+                  : status == RS_S_DIVERGED        ? &c->diverged
+                  : status == RS_S_FIT_FAILED      ? &c->fit_failed
+                  : status == RS_S_COLLAPSED       ? &c->collapsed
+                  : status == RS_E_ODE             ? &c->ode_error
+                                                   : &c->other;
+    *k += (uint64_t)(int64_t)sign;
+    if (status != RS_OK)
+        s->failures += (uint64_t)(int64_t)sign;
+    if (sign > 0 && rs_store_could_not_run(status))
+        c->could_not_run_example = status;
 }
 
 /* Keep the failed-trial list in step with record `rec` (a first record or a retry). */
@@ -529,6 +608,7 @@ static int note_failure(rs_store *s, const rs_store_record *rec)
         s->n_failed--;
         s->failed_index[at] = s->failed_index[s->n_failed];
         s->failed_attempts[at] = s->failed_attempts[s->n_failed];
+        s->failed_bits[rec->index / 8] &= (unsigned char)~(1u << (rec->index % 8));
         return RS_OK;
     }
     if (!rs_store_could_not_run(rec->status))
@@ -546,40 +626,47 @@ static int note_failure(rs_store *s, const rs_store_record *rec)
             s->cap_failed = cap;
         }
         s->failed_index[s->n_failed++] = rec->index;
+        s->failed_bits[rec->index / 8] |= (unsigned char)(1u << (rec->index % 8));
     }
     s->failed_attempts[at] = attempts;
     return RS_OK;
 }
 
-/* A retry's record replaces the stored one: the results hold the last attempt. */
-static int replace_record(rs_store *s, const void *rec)
+/* A retry's record, stored in `slot`, takes its trial's entry: the results hold the last
+ * attempt. Linear in the stored trials, once per retried trial. */
+static int replace_entry(rs_store *s, const rs_store_record *r, uint64_t slot)
 {
-    uint64_t index = ((const rs_store_record *)rec)->index;
-    for (size_t i = s->n_recs; i-- > 0;)
-        if (((const rs_store_record *)(s->recs + i * s->rec_bytes))->index == index) {
-            memcpy(s->recs + i * s->rec_bytes, rec, s->rec_bytes);
-            return note_failure(s, rec);
+    for (size_t i = s->n_entries; i-- > 0;)
+        if (s->entries[i].index == r->index) {
+            s->entries[i].slot = slot;
+            /* the record replaced could not run (is_retry) */
+            count_status(s, RS_E_NOMEM, -1);
+            count_status(s, r->status, +1);
+            return note_failure(s, r);
         }
     return RS_E_INVALID; /* not reached: the index is marked done */
 }
 
-static int mark_done(rs_store *s, const void *rec)
+/* Note a record stored in `slot`: its entry (or a retry's replacement), its done bit, the
+ * counts. */
+static int mark_done(rs_store *s, const void *rec, uint64_t slot)
 {
-    if (is_retry(s, ((const rs_store_record *)rec)->index))
-        return replace_record(s, rec);
-    if (s->n_recs == s->cap_recs) {
-        size_t cap = s->cap_recs ? 2 * s->cap_recs : 1024;
-        unsigned char *p = realloc(s->recs, cap * s->rec_bytes);
+    const rs_store_record *r = rec;
+    if (is_retry(s, r->index))
+        return replace_entry(s, r, slot);
+    if (s->n_entries == s->cap_entries) {
+        size_t cap = s->cap_entries ? 2 * s->cap_entries : 1024;
+        store_entry *p = realloc(s->entries, cap * sizeof *p);
         if (!p)
             return RS_E_NOMEM;
-        s->recs = p;
-        s->cap_recs = cap;
+        s->entries = p;
+        s->cap_entries = cap;
     }
-    memcpy(s->recs + s->n_recs++ * s->rec_bytes, rec, s->rec_bytes);
-    uint64_t index = ((const rs_store_record *)rec)->index;
-    s->done_bits[index / 8] |= (unsigned char)(1u << (index % 8));
+    s->entries[s->n_entries++] = (store_entry){r->index, slot};
+    s->done_bits[r->index / 8] |= (unsigned char)(1u << (r->index % 8));
     s->done++;
-    return note_failure(s, rec);
+    count_status(s, r->status, +1);
+    return note_failure(s, r);
 }
 
 /* Is `index` a trial of the journal's grid and shard? */
@@ -619,7 +706,7 @@ static int read_records(rs_store *s, char *err, size_t len)
             bad_since_good++;
             continue;
         }
-        if (mark_done(s, slot) != RS_OK) {
+        if (mark_done(s, slot, (uint64_t)(at - HEADER_BYTES) / slot_bytes) != RS_OK) {
             free(slot);
             return RS_E_NOMEM;
         }
@@ -628,6 +715,7 @@ static int read_records(rs_store *s, char *err, size_t len)
         good_end = at + (off_t)slot_bytes;
     }
     free(slot);
+    s->slots = (uint64_t)(good_end - HEADER_BYTES) / slot_bytes;
     struct stat st;
     if (fstat(s->fd, &st) != 0) {
         snprintf(err, len, "%s: cannot stat: %s", s->path, strerror(errno));
@@ -705,7 +793,8 @@ int rs_store_open(const char *path, const char *job_name, uint64_t job_hash,
     s->rec_bytes = rs_store_record_bytes(l);
     s->path = strdup(path);
     s->done_bits = calloc((size_t)(trials / 8 + 1), 1);
-    if (!s->path || !s->done_bits) {
+    s->failed_bits = calloc((size_t)(trials / 8 + 1), 1);
+    if (!s->path || !s->done_bits || !s->failed_bits) {
         rs_store_close(&s);
         return RS_E_NOMEM;
     }
@@ -746,11 +835,24 @@ void rs_store_close(rs_store **store)
         close(s->fd); /* releases the lock */
     free(s->path);
     free(s->done_bits);
-    free(s->recs);
+    free(s->entries);
+    free(s->failed_bits);
     free(s->failed_index);
     free(s->failed_attempts);
     free(s);
     *store = NULL;
+}
+
+/* After a failed append (a full disk): keep the k slots written whole if they can be made
+ * durable, drop the partial one after them (truncating frees its space), and put the file
+ * offset at the new end. Returns the slots kept (0 if even that fails: the next open finds
+ * whatever is intact anyway). */
+static size_t keep_complete_slots(rs_store *s, size_t k)
+{
+    off_t end = HEADER_BYTES + (off_t)((s->slots + k) * (s->rec_bytes + 4));
+    if (ftruncate(s->fd, end) != 0 || fsync(s->fd) != 0 || lseek(s->fd, end, SEEK_SET) < 0)
+        return 0;
+    return k;
 }
 
 int rs_store_append(rs_store *s, const void *recs, size_t n, char *err, size_t len)
@@ -778,16 +880,22 @@ int rs_store_append(rs_store *s, const void *recs, size_t n, char *err, size_t l
         uint32_t crc = crc_of(slot, s->rec_bytes);
         memcpy(slot + s->rec_bytes, &crc, 4);
     }
-    int bad = write_full(s->fd, buf, n * slot_bytes) != 0 || fsync(s->fd) != 0;
+    size_t written = 0;
+    int bad = write_full_counted(s->fd, buf, n * slot_bytes, &written) != 0 ||
+              fsync(s->fd) != 0;
     free(buf);
+    size_t stored = n;
     if (bad) {
-        snprintf(err, len, "%s: cannot append: %s", s->path, strerror(errno));
-        return RS_E_IO;
+        int reason = errno;
+        stored = keep_complete_slots(s, written / slot_bytes);
+        snprintf(err, len, "%s: cannot append: %s (%zu of the %zu records of this batch kept)",
+                 s->path, strerror(reason), stored, n);
     }
-    for (size_t i = 0; i < n; i++)
-        if (mark_done(s, rs_store_record_at(recs, &s->layout, i)) != RS_OK)
+    for (size_t i = 0; i < stored; i++)
+        if (mark_done(s, rs_store_record_at(recs, &s->layout, i), s->slots + i) != RS_OK)
             return RS_E_NOMEM;
-    return RS_OK;
+    s->slots += stored;
+    return bad ? RS_E_IO : RS_OK;
 }
 
 int rs_store_is_done(const rs_store *s, uint64_t index)
@@ -815,10 +923,133 @@ uint64_t rs_store_dropped_bytes(const rs_store *s) { return s->dropped; }
 uint64_t rs_store_damaged_records(const rs_store *s) { return s->damaged; }
 int64_t rs_store_created(const rs_store *s) { return s->created; }
 
-const void *rs_store_records(const rs_store *s, size_t *n)
+uint64_t rs_store_failed_count(const rs_store *s) { return s->failures; }
+
+void rs_store_counts_get(const rs_store *s, unsigned max_attempts, rs_store_counts *c)
 {
-    *n = s->n_recs;
-    return s->recs;
+    *c = s->counts;
+    c->retries = 0;
+    for (size_t i = 0; i < s->n_failed; i++)
+        c->retries += s->failed_attempts[i] < max_attempts;
+}
+
+/* --- snapshots: the stored records, streamed back in grid order --- */
+
+struct rs_store_snapshot {
+    int fd;                     /* the journal, opened read-only for the snapshot */
+    char *path;
+    rs_store_layout layout;
+    size_t rec_bytes, n, sorted;
+    store_entry *entries;       /* n, sorted by grid index on the first read */
+    unsigned char *slots;       /* scratch: SNAPSHOT_RUN slots */
+};
+
+enum { SNAPSHOT_RUN = 256 }; /* slots read by one pread at most */
+
+static int by_entry_index(const void *a, const void *b)
+{
+    uint64_t x = ((const store_entry *)a)->index, y = ((const store_entry *)b)->index;
+    return (x > y) - (x < y);
+}
+
+int rs_store_snapshot_take(const rs_store *s, rs_store_snapshot **out, char *err, size_t len)
+{
+    rs_store_snapshot *snap = calloc(1, sizeof *snap);
+    *out = NULL;
+    if (!snap)
+        return RS_E_NOMEM;
+    snap->fd = -1;
+    snap->layout = s->layout;
+    snap->rec_bytes = s->rec_bytes;
+    snap->n = s->n_entries;
+    snap->path = strdup(s->path);
+    snap->entries = malloc((snap->n ? snap->n : 1) * sizeof *snap->entries);
+    snap->slots = malloc(SNAPSHOT_RUN * (s->rec_bytes + 4));
+    if (!snap->path || !snap->entries || !snap->slots) {
+        rs_store_snapshot_free(&snap);
+        return RS_E_NOMEM;
+    }
+    memcpy(snap->entries, s->entries, snap->n * sizeof *snap->entries);
+    if ((snap->fd = open(s->path, O_RDONLY)) < 0) {
+        snprintf(err, len, "cannot open %s: %s", s->path, strerror(errno));
+        rs_store_snapshot_free(&snap);
+        return RS_E_IO;
+    }
+    *out = snap;
+    return RS_OK;
+}
+
+size_t rs_store_snapshot_count(const rs_store_snapshot *snap) { return snap->n; }
+
+const rs_store_layout *rs_store_snapshot_layout(const rs_store_snapshot *snap)
+{
+    return &snap->layout;
+}
+
+int rs_store_snapshot_read(rs_store_snapshot *snap, size_t first, size_t n, void *recs,
+                           char *err, size_t len)
+{
+    size_t slot_bytes = snap->rec_bytes + 4;
+    if (!snap->sorted) {
+        qsort(snap->entries, snap->n, sizeof *snap->entries, by_entry_index);
+        snap->sorted = 1;
+    }
+    if (first > snap->n || n > snap->n - first) {
+        snprintf(err, len, "%s: records %zu..%zu of a snapshot of %zu", snap->path, first,
+                 first + n, snap->n);
+        return RS_E_INVALID;
+    }
+    for (size_t i = 0; i < n;) {
+        /* a run of consecutive slots (a one-rank sweep stores most trials in grid order)
+         * is one read */
+        const store_entry *e = &snap->entries[first + i];
+        size_t run = 1;
+        while (i + run < n && run < SNAPSHOT_RUN && e[run].slot == e[0].slot + run)
+            run++;
+        off_t at = HEADER_BYTES + (off_t)(e[0].slot * slot_bytes);
+        size_t want = run * slot_bytes, got = 0;
+        while (got < want) {
+            ssize_t r = pread(snap->fd, snap->slots + got, want - got, at + (off_t)got);
+            if (r < 0 && errno == EINTR)
+                continue;
+            if (r <= 0) {
+                snprintf(err, len, "%s: cannot read: %s", snap->path,
+                         r < 0 ? strerror(errno) : "the journal is shorter than its records");
+                return RS_E_IO;
+            }
+            got += (size_t)r;
+        }
+        for (size_t k = 0; k < run; k++) {
+            const unsigned char *slot = snap->slots + k * slot_bytes;
+            uint32_t crc;
+            uint64_t index;
+            memcpy(&crc, slot + snap->rec_bytes, 4);
+            memcpy(&index, slot, 8);
+            if (crc != crc_of(slot, snap->rec_bytes) || index != e[k].index) {
+                snprintf(err, len, "%s: the record of trial %llu changed on disk since it was "
+                         "stored (slot %llu): rerun to recheck the journal", snap->path,
+                         (unsigned long long)e[k].index, (unsigned long long)e[k].slot);
+                return RS_E_IO;
+            }
+            memcpy((unsigned char *)recs + (i + k) * snap->rec_bytes, slot, snap->rec_bytes);
+        }
+        i += run;
+    }
+    return RS_OK;
+}
+
+void rs_store_snapshot_free(rs_store_snapshot **snap)
+{
+    rs_store_snapshot *s = *snap;
+    if (!s)
+        return;
+    if (s->fd >= 0)
+        close(s->fd);
+    free(s->path);
+    free(s->entries);
+    free(s->slots);
+    free(s);
+    *snap = NULL;
 }
 
 const rs_store_layout *rs_store_layout_get(const rs_store *s) { return &s->layout; }

@@ -79,7 +79,8 @@ typedef struct {
     char name[RS_JOB_NAME_MAX];
     char *path;                     /* the job file as given */
     char *text;                     /* the job file's full text, as read */
-    char *architectures_file;       /* resolved against the job file's directory */
+    char *architectures_file;       /* resolved against the job file's directory, or the
+                                     * installed default (rs_job_load_with_default) */
     rs_precision precision;         /* default float64 */
     int all_layers;                 /* record dh2 at every stage (default 0) */
     long trajectory_stride;         /* 0: no trajectories; N: every N-th epoch (default 0) */
@@ -94,6 +95,10 @@ typedef struct {
  * RS_E_NOMEM with "file:line: message" (or "file: message" when no line applies) in err;
  * `job` is then empty. Free with rs_job_free (safe on an empty or failed job). */
 int rs_job_load(const char *path, rs_job *job, char *err, size_t err_len);
+/* As rs_job_load; a job that sets no architectures_file and has no architectures.cfg beside
+ * it uses `default_arch_file` (the installed one; NULL: none). */
+int rs_job_load_with_default(const char *path, const char *default_arch_file, rs_job *job,
+                             char *err, size_t err_len);
 void rs_job_free(rs_job *job);
 /* A 32-bit digest of every architecture record the job's network blocks use, as resolved
  * (every field, in block order). The job file's text does not cover an architectures file

@@ -90,8 +90,17 @@ int rs_activation_from_name(const char *name, rs_activation *out);
 const char *rs_precision_name(rs_precision p);
 int rs_precision_from_name(const char *name, rs_precision *out);
 
-/* Checks an architecture for consistency (positive sizes, conv lengths stay positive...).
- * Returns RS_OK or RS_E_INVALID with a reason in `why` (may be NULL). */
+/* The largest architecture rs_arch_validate accepts: hidden_layers, and the memory of one
+ * trial (weights and workspace, rs_arch_workspace_bytes in float32) — 1 TiB, far beyond any
+ * node, so that a net that cannot fit is refused with its size before anything runs, and
+ * every size computed from a valid architecture fits in size_t. */
+#define RS_ARCH_MAX_HIDDEN_LAYERS 100000
+#define RS_ARCH_MAX_BYTES 1099511627776.0
+#define RS_STRINGIFY2(x) #x
+#define RS_STRINGIFY(x) RS_STRINGIFY2(x)
+
+/* Checks an architecture for consistency (positive sizes, conv lengths stay positive, the
+ * size limits above). Returns RS_OK or RS_E_INVALID with a reason in `why` (may be NULL). */
 int rs_arch_validate(const rs_arch *arch, char *why, size_t why_len);
 
 /* Number of stages (hidden layers that can be observed) and the default observed stage. */

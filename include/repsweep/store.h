@@ -14,11 +14,14 @@
  * only leave a partial or unchecked record at the end; opening truncates the file there, so
  * every record before it survives. A trial index is never appended twice (the store keeps a
  * bitmap of finished indices) unless its last record says it could not run (a retry), nor
- * one outside the journal's shard (grid.h; {0, 1} when not
- * sharded). One process holds a journal at a time (flock).
+ * one outside the journal's shard (grid.h; {0, 1} when not sharded). One process holds a
+ * journal at a time (flock). The store's memory is bounded by the grid, not by the records:
+ * two bitmaps, 16 bytes per stored trial (its index and its last record's journal slot) and
+ * 12 per trial that could not run; records are read back from the journal
+ * (rs_store_snapshot).
  * Records are native byte order and layout: a journal is read on the kind of machine that
  * wrote it (the header's byte-order mark refuses others).
- * Never: runs trials, talks MPI, writes netCDF (ncio.h does, from rs_store_records). */
+ * Never: runs trials, talks MPI, writes netCDF (ncio.h does, from a snapshot). */
 #ifndef REPSWEEP_STORE_H
 #define REPSWEEP_STORE_H
 
@@ -52,15 +55,28 @@ typedef struct {
 
 #define RS_STORE_RECORD_BYTES 200
 
-/* One field of rs_store_record, for writers that treat them uniformly. */
+/* The record schema: one field of rs_store_record, for writers that treat them uniformly
+ * (the results file's per-trial variables, the single-trial file's scalars). netCDF
+ * attributes follow CF-1.8: a short long_name, the explanation in comment, units UDUNITS-2
+ * parses ("1" for the rates, whose per-epoch meaning the comment states: UDUNITS has no
+ * epoch), flag_values/flag_meanings for the codes. A double field can be missing (NaN in
+ * the record): the writer stores its _FillValue (RS_STORE_FILL_DOUBLE) there. */
 typedef struct {
     const char *name;          /* the netCDF variable name */
-    const char *long_name;     /* CF long_name */
-    const char *units;         /* CF units */
+    const char *long_name;     /* CF long_name (a few words) */
+    const char *units;         /* CF units (UDUNITS-2) */
+    const char *comment;       /* CF comment: what it means, its equation */
     size_t offset;             /* offsetof(rs_store_record, ...) */
     int is_int;                /* int64_t (1) or double (0) */
     int is_timing;             /* wall times: differ between runs of the same trial */
+    int n_flags;               /* 0, or the codes below (CF flag_values / flag_meanings) */
+    const long long *flag_values;
+    const char *flag_meanings; /* blank-separated, one word per value */
 } rs_store_field;
+
+/* The _FillValue of every double a results or trial file holds (netCDF's default fill for
+ * doubles: NCO and CDO skip it; NaN as a fill value they do not). */
+#define RS_STORE_FILL_DOUBLE 9.9692099683868690e+36
 
 /* The fields after `index`, in struct order; *count receives their number. */
 const rs_store_field *rs_store_fields(int *count);
@@ -100,7 +116,7 @@ typedef enum { RS_STORE_PER_STAGE, RS_STORE_PER_EPOCH, RS_STORE_PER_EPOCH_STAGE 
 
 /* One array of the extras, for writers that treat them uniformly. */
 typedef struct {
-    const char *name, *long_name, *units;
+    const char *name, *long_name, *units, *comment;
     rs_store_shape shape;
     size_t offset;          /* in doubles from the start of the extras */
     size_t count;           /* doubles */
@@ -146,11 +162,13 @@ int rs_store_open(const char *path, const char *job_name, uint64_t job_hash,
 /* Close and free; *store becomes NULL (safe on NULL). */
 void rs_store_close(rs_store **store);
 
-/* Append n records (rs_store_record_bytes apart), then fsync: after RS_OK they survive a kill or power loss. A record
- * whose index is outside the grid or already stored (unless its last record could not run:
- * a retry, see below) is refused (RS_E_INVALID) before
- * anything is written. RS_E_IO if the write or fsync failed (the next open drops any
- * partial record). */
+/* Append n records (rs_store_record_bytes apart), then fsync: after RS_OK they survive a kill
+ * or power loss. A record whose index is outside the grid or already stored (unless its last
+ * record could not run: a retry, see below) is refused (RS_E_INVALID) before anything is
+ * written. RS_E_IO if the write or fsync failed (err: the journal, the system's reason, the
+ * records kept): the records written whole before the failure (a full disk) are kept and
+ * count as stored if they can be fsync'ed, a partial one after them is truncated (else the
+ * next open drops it). */
 int rs_store_append(rs_store *store, const void *recs, size_t n, char *err, size_t err_len);
 
 /* Has trial `index` a record (one that ran, or the last attempt of one that could not)? */
@@ -159,8 +177,8 @@ int rs_store_is_done(const rs_store *store, uint64_t index);
 /* Retries. A record whose status says the trial could not run (rs_store_could_not_run: < 0,
  * e.g. out of memory; not RS_E_ODE, a theory outcome that would only repeat) may be followed
  * in the journal by later records of the same trial (appended: the journal stays
- * append-only); the store holds the last one (rs_store_records), and rs_store_append
- * accepts a record for such a trial. */
+ * append-only); the store's entry for the trial points at the last one (what a snapshot
+ * reads), and rs_store_append accepts a record for such a trial. */
 int rs_store_could_not_run(int64_t status);
 /* Records in the journal of trial `index` if its last one could not run; 0 otherwise. */
 unsigned rs_store_failed_attempts(const rs_store *store, uint64_t index);
@@ -172,10 +190,47 @@ const rs_grid_shard *rs_store_shard(const rs_store *store);
 uint64_t rs_store_expected_count(const rs_store *store);
 uint64_t rs_store_done_count(const rs_store *store);
 uint64_t rs_store_trial_count(const rs_store *store);
-/* The stored records, in journal order, rs_store_record_bytes apart (rs_store_record_at;
- * valid until the next append). */
-const void *rs_store_records(const rs_store *store, size_t *n);
+/* Stored trials whose last record's status is not RS_OK. */
+uint64_t rs_store_failed_count(const rs_store *store);
+
+/* Stored trials by their last record's status, kept as records are read or appended (so
+ * that a report needs no records in memory). */
+typedef struct {
+    uint64_t ok, could_not_run, diverged, fit_failed, collapsed, ode_error, other;
+    int64_t could_not_run_example;  /* the status of one that could not run (for a message) */
+    uint64_t retries;               /* could not run and have fewer than max_attempts records */
+} rs_store_counts;
+
+void rs_store_counts_get(const rs_store *store, unsigned max_attempts, rs_store_counts *c);
 const rs_store_layout *rs_store_layout_get(const rs_store *store);
+
+/* A snapshot of the stored records, to stream them back in grid-index order with bounded
+ * memory. The store keeps no record in memory, only 16 bytes per stored trial (its index and
+ * its slot in the journal); a snapshot copies those of the records stored so far and opens
+ * the journal read-only, so it is independent of the store: another thread may read it
+ * (pread: no shared file offset) while the store appends, and it outlives rs_store_close.
+ * The journal's records are append-only and fsync'ed before they count, so a snapshot's
+ * records never change under it (a record that did fails its CRC: RS_E_IO). */
+typedef struct rs_store_snapshot rs_store_snapshot;
+
+/* What the store keeps per stored trial, and a snapshot copies (bytes). */
+#define RS_STORE_ENTRY_BYTES 16
+
+/* The records stored so far. RS_E_NOMEM, or RS_E_IO (err names the journal and the system's
+ * reason) if the journal cannot be opened. Not thread-safe against rs_store_append: call it
+ * from the thread that appends. */
+int rs_store_snapshot_take(const rs_store *store, rs_store_snapshot **snap, char *err,
+                           size_t err_len);
+size_t rs_store_snapshot_count(const rs_store_snapshot *snap);
+const rs_store_layout *rs_store_snapshot_layout(const rs_store_snapshot *snap);
+/* Records first .. first + n - 1 in grid-index order into recs (room for n records,
+ * rs_store_record_bytes apart); the first call sorts the snapshot (O(count log count)).
+ * RS_E_IO with err naming the journal when it cannot be read or a record's CRC or index no
+ * longer matches. One thread at a time per snapshot. */
+int rs_store_snapshot_read(rs_store_snapshot *snap, size_t first, size_t n, void *recs,
+                           char *err, size_t err_len);
+/* Close and free; *snap becomes NULL (safe on NULL). */
+void rs_store_snapshot_free(rs_store_snapshot **snap);
 /* Bytes dropped from the end of the journal when it was opened: whatever followed the last
  * intact record (a kill mid-append). */
 uint64_t rs_store_dropped_bytes(const rs_store *store);

@@ -64,7 +64,11 @@ struct rs_sweep_options {
     double progress_seconds;     /* call `progress` this often (0: never) */
     double checkpoint_seconds;   /* call `checkpoint` this often (0: never) */
     void (*progress)(const rs_sweep_progress *p, void *ctx);
-    /* e.g. rewrite the results file from the store; a non-RS_OK return stops the sweep */
+    /* e.g. rewrite the results file from the store. Called on the scheduling (main) thread
+     * of rank 0, between messages: it must return quickly (workers wait for their next chunk
+     * meanwhile; `repsweep run` only takes a snapshot and writes it in a background thread).
+     * Its return value is ignored: the journal holds every finished trial, so a failed
+     * checkpoint never stops the sweep; the callback reports it. */
     int (*checkpoint)(const rs_store *store, void *ctx);
     void *ctx;
     volatile sig_atomic_t *stop; /* this rank's stop flag (may be NULL) */
@@ -96,21 +100,27 @@ typedef struct {
                               * Free: rs_sweep_report_free */
     int lost_ranks;          /* workers lost at the end: no collective end was done */
     uint64_t reassigned;     /* chunks rerun elsewhere after their worker was lost */
-    char message[1024];      /* the cause when rs_sweep_run does not return RS_OK (rank 0) */
+    char message[1024];      /* the cause when rs_sweep_run does not return RS_OK (rank 0):
+                              * for the journal, the store's message (its path and the
+                              * system's reason) */
 } rs_sweep_report;
 
 /* Not collective. */
 void rs_sweep_report_free(rs_sweep_report *report);
+
+/* Bytes rank 0's schedule holds per trial still to run (its index and estimated cost). */
+#define RS_SWEEP_PLAN_BYTES 16
 
 /* Run every trial of `grid` in the store's shard (store.h, grid.h) that `store` does not
  * hold, and (once per run) those whose last record could not run, up to o->max_attempts
  * records (rs_store_wants). Collective over `comm` (unless a worker is lost: see above): every rank
  * calls it with the same grid and options; `store` is used on rank 0 only (NULL elsewhere).
  * Returns RS_OK when the sweep ended (finished or interrupted: see report, filled on rank
- * 0), or an RS_E_* code on rank 0 when the store or a checkpoint failed or memory ran out
- * (the sweep stops; what was stored stays stored; report.message names the cause and, for
- * the journal, its path and the system's reason). Every rank returns RS_E_NOMEM if one
- * could not allocate its buffers (nothing ran). Workers never abort. */
+ * 0), or an RS_E_* code on rank 0 when the store failed (an append to the journal) or memory
+ * ran out (the sweep stops; what was stored stays stored; report.message names the cause
+ * and, for the journal, its path and the system's reason); a checkpoint's result is the
+ * callback's business and never stops the sweep. Every rank returns RS_E_NOMEM if one could
+ * not allocate its buffers (nothing ran). Workers never abort. */
 int rs_sweep_run(MPI_Comm comm, const rs_grid *grid, rs_store *store,
                  const rs_sweep_options *o, rs_sweep_report *report);
 

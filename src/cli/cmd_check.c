@@ -4,15 +4,17 @@
 #include <string.h>
 
 #include "commands.h"
+#include "options.h"
 #include "repsweep/grid.h"
 #include "repsweep/job.h"
 #include "repsweep/status.h"
+#include "repsweep/ncio.h"
 #include "repsweep/store.h"
+#include "repsweep/sweep.h"
 
-/* Bytes per trial that rank 0 holds besides the records while it writes FILE.nc: the
- * coordinate arrays (trial, seed, block, arch index and name, gain, input and target gap)
- * and one column buffer (ncio.c) */
-#define RANK0_COORD_BYTES 96
+/* Bytes per trial rank 0 holds: the store's entry and a checkpoint's snapshot of it
+ * (store.h), and the schedule's entry (sweep.h). No record: they stay in the journal. */
+#define RANK0_TRIAL_BYTES (2 * RS_STORE_ENTRY_BYTES + RS_SWEEP_PLAN_BYTES)
 
 static void check_usage(FILE *out)
 {
@@ -23,10 +25,11 @@ static void check_usage(FILE *out)
         "total: the number of trials, the estimated core-hours (measured cost model, grid.c;\n"
         "an upper bound when stop_loss ends trials early), the memory one rank needs (the\n"
         "largest trial: network workspace and trajectory buffers) and the estimated size of\n"
-        "the results; then the memory of rank 0, which holds every finished trial's record\n"
-        "(twice while it writes the results file). Nothing is trained.\n"
+        "the results; then the memory of rank 0: 48 bytes per trial (its index in the\n"
+        "journal, a checkpoint's copy of it, its place in the schedule) and the results\n"
+        "writer's bounded buffers; the records stay in the journal. Nothing is trained.\n"
         "\n"
-        "  --help    this text\n"
+        "  -h, --help  this text\n"
         "\n"
         "Exit status: 0 when every job file is valid; 2 otherwise, with one line per invalid\n"
         "file: \"repsweep check: FILE:LINE: what was expected\"; 1 when out of memory.\n");
@@ -96,10 +99,11 @@ static void report(const rs_job *job, const rs_grid *grid)
     rs_store_layout layout;
     rs_store_layout_of(grid, &layout);
     char mem[32];
-    double rank0 = (double)total.trials *
-                   (2.0 * (double)rs_store_record_bytes(&layout) + RANK0_COORD_BYTES);
-    printf("  rank 0 (schedules, writes): about %s for the records (under MPI; a single "
-           "process needs this plus memory/rank)\n", human_bytes(rank0, mem, sizeof mem));
+    double rank0 = (double)total.trials * RANK0_TRIAL_BYTES +
+                   (double)rs_ncio_sweep_writer_bytes(&layout);
+    printf("  rank 0 (schedules, writes): about %s (%d bytes a trial and the results "
+           "writer's buffers; under MPI; a single process needs this plus memory/rank)\n",
+           human_bytes(rank0, mem, sizeof mem), RANK0_TRIAL_BYTES);
 }
 
 /* Check one file; returns the exit status it deserves. */
@@ -107,7 +111,7 @@ static int check_one(const char *path)
 {
     char err[1024];
     rs_job job;
-    int st = rs_job_load(path, &job, err, sizeof err);
+    int st = rs_job_load_with_default(path, opt_default_arch_file(), &job, err, sizeof err);
     if (st != RS_OK) {
         fprintf(stderr, "repsweep check: %s\n", err);
         return st == RS_E_NOMEM ? 1 : 2;
@@ -132,7 +136,7 @@ int cmd_check(int argc, char **argv)
     opterr = 0;
     optind = 1;
     int c;
-    while ((c = getopt_long(argc, argv, "", long_options, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "h", long_options, NULL)) != -1) {
         if (c == 'h') {
             check_usage(stdout);
             return 0;

@@ -35,7 +35,7 @@ static void merge_usage(FILE *out)
         "that is one of the inputs, has a journal (a run's output) or cannot be created.\n"
         "\n"
         "  --out MERGED.nc   the merged file (required; replaced if it exists)\n"
-        "  --help            this text\n"
+        "  -h, --help        this text\n"
         "\n"
         "Exit status: 0 merged (complete or not); 1 error writing MERGED.nc (I/O, memory);\n"
         "2 bad input.\n");
@@ -140,9 +140,10 @@ int cmd_merge(int argc, char **argv)
     opt_command_line(argc, argv, command_line, sizeof command_line);
     opterr = 0;
     optind = 1;
-    while ((c = getopt_long(argc, argv, "", long_options, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "h", long_options, NULL)) != -1) {
         if (c == 'o') {
-            out = optarg;
+            if (opt_path("merge", "--out", optarg, &out) != 0)
+                return 2;
         } else if (c == 'h') {
             merge_usage(stdout);
             return 0;

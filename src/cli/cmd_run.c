@@ -1,20 +1,23 @@
 /* cmd_run.c — `repsweep run JOB --out FILE.nc`: a job's sweep, under MPI or in one process,
  * resumable from FILE.nc.journal. Owns the signal flag (the program's one piece of global
  * mutable state: a signal handler can reach nothing else). */
-#include <cblas.h>
 #include <errno.h>
 #include <getopt.h>
 #include <limits.h>
 #include <mpi.h>
+#include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "commands.h"
 #include "options.h"
+#include "repsweep/blas.h"
 #include "repsweep/grid.h"
 #include "repsweep/job.h"
 #include "repsweep/ncio.h"
@@ -56,13 +59,16 @@ static void run_usage(FILE *out)
         "finish) and writes; ranks >= 1 compute. Without mpirun one process does both.\n"
         "\n"
         "  --out FILE.nc        results file (required); its journal is FILE.nc.journal\n"
-        "  --threads T          threads per rank (default 1, OpenMP): the dense layers' row\n"
-        "                       blocks (at most 8 threads) and the convolutions' two halves;\n"
+        "  --threads T          threads per rank (default: $OMP_NUM_THREADS, else 1;\n"
+        "                       OpenMP): the dense layers' row blocks (at most 8 threads)\n"
+        "                       and the convolutions' two halves;\n"
         "                       results do not depend on it (OpenBLAS runs single-threaded)\n"
         "  --chunk N            at most N trials per chunk handed to a rank (default 64; a\n"
         "                       chunk also closes at ~2 estimated seconds of work)\n"
         "  --progress S         progress on stderr every S seconds (default 10; 0: off)\n"
         "  --save-every S       rewrite FILE.nc every S seconds (default 300; 0: only at the end)\n"
+        "                       in a background thread, at most ~2%% of the wall time; a\n"
+        "                       failed rewrite is a warning (the journal has every trial)\n"
         "  --shard I/N          run only shard I of N (0 <= I < N): the trials whose grid\n"
         "                       index k has k mod N == I, for job arrays (one run per shard,\n"
         "                       each with its own --out; `repsweep merge` joins the files).\n"
@@ -81,7 +87,7 @@ static void run_usage(FILE *out)
         "                       (e.g. out of memory); without it a rerun retries each such\n"
         "                       trial, up to 3 attempts in all (the journal keeps every\n"
         "                       attempt, the results file the last)\n"
-        "  --help               this text\n"
+        "  -h, --help           this text\n"
         "\n",
         "SIGTERM, SIGINT and SIGUSR1 (what SLURM sends before a time limit; mpirun forwards\n"
         "SIGUSR1 to every rank) stop the sweep: no more work is handed out, a trial in\n"
@@ -134,7 +140,10 @@ static int parse(int argc, char **argv, run_options *o)
         {"help", no_argument, 0, O_HELP},
         {0, 0, 0, 0}};
     memset(o, 0, sizeof *o);
-    o->threads = 1;
+    int threads;
+    if (opt_default_threads("run", &threads) != 0)
+        return -1;
+    o->threads = threads;
     o->chunk = 64;
     o->progress = 10;
     o->save_every = 300;
@@ -143,10 +152,10 @@ static int parse(int argc, char **argv, run_options *o)
     opterr = 0;
     optind = 1;
     int c;
-    while ((c = getopt_long(argc, argv, "", long_options, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "h", long_options, NULL)) != -1) {
         int bad = 0;
         switch (c) {
-        case O_OUT: o->out = optarg; break;
+        case O_OUT: bad = opt_path("run", "--out", optarg, &o->out); break;
         case O_THREADS: bad = opt_long("run", "--threads", optarg, 1, 1024, &o->threads); break;
         case O_CHUNK: bad = opt_long("run", "--chunk", optarg, 1, 1000000, &o->chunk); break;
         case O_PROGRESS:
@@ -158,6 +167,7 @@ static int parse(int argc, char **argv, run_options *o)
         case O_HANG:
             bad = opt_double("run", "--hang-seconds", optarg, 0.1, 1e9, &o->hang_seconds);
             break;
+        case 'h': /* -h, as --help */
         case O_HELP: run_usage(stdout); return 1;
         default:
             fprintf(stderr, "repsweep run: unknown or incomplete option '%s' (see repsweep run "
@@ -194,39 +204,156 @@ static void install_signal_handlers(void)
     sigaction(SIGUSR1, &sa, NULL);
 }
 
-/* What the master needs to (re)write FILE.nc: the checkpoint callback's context. */
+/* What the master needs to (re)write FILE.nc, and the checkpoints: the callback's context.
+ *
+ * A checkpoint never holds up the sweep. The callback (on rank 0's main thread, the only one
+ * that talks MPI) takes a snapshot of the journal (store.h: 16 bytes per stored trial, copied)
+ * and returns; a background thread writes FILE.nc from it (rs_ncio_write_sweep streams the
+ * records from the journal in bounded batches), and is the only thread using netCDF until it
+ * is joined. While one is being written the next is skipped, and after one that took d
+ * seconds the next waits at least CHECKPOINT_SPACING x d, so checkpoints take at most
+ * 1 / (CHECKPOINT_SPACING + 1) ~ 2 % of the wall time even when rank 0 also computes.
+ * A checkpoint that fails (full disk, read-only directory) is a warning naming the file and
+ * the system's reason: the journal holds every finished trial, and the sweep goes on. */
+enum { CHECKPOINT_SPACING = 49 };
+
 typedef struct {
     const char *out;
     const rs_grid *grid;
     rs_ncio_sweep_info info;
+    /* the background checkpoint */
+    pthread_t thread;
+    int running;                  /* a thread was started and not joined */
+    atomic_int finished;          /* ... and has finished */
+    rs_store_snapshot *snap;      /* what it writes */
+    double began, ended;          /* its times (seconds_now) */
+    double next_allowed;          /* no checkpoint before this */
+    double seconds;               /* spent writing checkpoints, in all */
+    unsigned long written, failed;
 } results_target;
 
+static double seconds_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
 /* A results-file write failed in this process: cmd_run then ends through
- * opt_exit_after_failed_write. Written by rank 0's main thread only. */
+ * opt_exit_after_failed_write (netCDF/HDF5 may leave a half-closed file whose exit handler
+ * crashes). Set by the final write, on rank 0's main thread. */
 static int results_write_failed = 0;
 
-static int write_results(const rs_store *store, void *ctx)
+/* FILE.nc from a snapshot; the error message goes to stderr (a warning for a checkpoint),
+ * with the file system's free space when it is nearly full. */
+static int write_snapshot(const results_target *t, rs_store_snapshot *snap, const char *what)
 {
-    const results_target *t = ctx;
     char err[1024], note[128];
-    size_t n;
-    const void *recs = rs_store_records(store, &n);
-    int st = rs_ncio_write_sweep(t->out, t->grid, recs, n, &t->info, err, sizeof err);
-    if (st != RS_OK) {
-        results_write_failed = 1;
-        opt_full_disk_note(t->out, note);
-        fprintf(stderr, "repsweep run: %s%s\n", st == RS_E_NOMEM ? "out of memory while "
-                "writing the results file" : err, note);
-    }
+    int st = rs_ncio_write_sweep(t->out, t->grid, snap, &t->info, err, sizeof err);
+    if (st != RS_OK)
+        fprintf(stderr, "repsweep run: %s%s%s\n", what, st == RS_E_NOMEM ? "out of memory "
+                "while writing the results file" : err, opt_full_disk_note(t->out, note));
     return st;
+}
+
+static void *checkpoint_thread(void *arg)
+{
+    results_target *t = arg;
+    int st = write_snapshot(t, t->snap, "warning: checkpoint not written (the journal holds "
+                            "every finished trial; the sweep goes on): ");
+    t->failed += st != RS_OK;
+    t->written += st == RS_OK;
+    t->ended = seconds_now();
+    atomic_store(&t->finished, 1);
+    return NULL;
+}
+
+/* Wait for the background checkpoint, if one was started, and account for it. */
+static void checkpoint_join(results_target *t)
+{
+    if (!t->running)
+        return;
+    pthread_join(t->thread, NULL);
+    t->running = 0;
+    rs_store_snapshot_free(&t->snap);
+    double took = t->ended - t->began;
+    t->seconds += took;
+    t->next_allowed = t->ended + CHECKPOINT_SPACING * took;
+}
+
+/* The sweep's checkpoint callback: start a background write unless one is running or the
+ * last one was too recent. Returns at once. */
+static int checkpoint(const rs_store *store, void *ctx)
+{
+    results_target *t = ctx;
+    char err[1024];
+    if (t->running && !atomic_load(&t->finished))
+        return RS_OK;
+    checkpoint_join(t);
+    if (seconds_now() < t->next_allowed)
+        return RS_OK;
+    int st = rs_store_snapshot_take(store, &t->snap, err, sizeof err);
+    if (st != RS_OK) {
+        fprintf(stderr, "repsweep run: warning: checkpoint not written: %s\n",
+                st == RS_E_NOMEM ? "out of memory" : err);
+        t->failed++;
+        return st;
+    }
+    /* the signals stay with the main thread (the handler only sets the stop flag) */
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, &old);
+    atomic_store(&t->finished, 0);
+    t->began = seconds_now();
+    int created = pthread_create(&t->thread, NULL, checkpoint_thread, t);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (created != 0) {
+        fprintf(stderr, "repsweep run: warning: checkpoint not written: cannot start its "
+                "thread: %s\n", strerror(created));
+        rs_store_snapshot_free(&t->snap);
+        t->failed++;
+        return RS_E_NOMEM;
+    }
+    t->running = 1;
+    return RS_OK;
+}
+
+/* The final FILE.nc: after the background checkpoint, from every stored trial. */
+static int write_results(const rs_store *store, results_target *t)
+{
+    char err[1024];
+    rs_store_snapshot *snap = NULL;
+    checkpoint_join(t);
+    int st = rs_store_snapshot_take(store, &snap, err, sizeof err);
+    if (st != RS_OK) {
+        fprintf(stderr, "repsweep run: %s: %s\n", t->out, st == RS_E_NOMEM ? "out of memory"
+                : err);
+        return st;
+    }
+    st = write_snapshot(t, snap, "");
+    results_write_failed = st != RS_OK;
+    rs_store_snapshot_free(&snap);
+    return st;
+}
+
+/* The wall-clock time now as ISO 8601 in UTC ("2026-01-31T12:00:00Z"), for progress lines
+ * that are read against other nodes' logs. */
+static const char *iso_time_now(char buf[32])
+{
+    time_t now = time(NULL);
+    struct tm utc;
+    if (!gmtime_r(&now, &utc) || !strftime(buf, 32, "%Y-%m-%dT%H:%M:%SZ", &utc))
+        snprintf(buf, 32, "(time unknown)");
+    return buf;
 }
 
 static void print_progress(const rs_sweep_progress *p, void *ctx)
 {
     const results_target *t = ctx;
-    char note[64];
+    char note[64], when[32];
     double per_hour = p->seconds > 0 ? 3600.0 * (double)p->done_here / p->seconds : 0;
-    fprintf(stderr, "progress: %llu/%llu trials%s (%.1f%%), %.0f trials/h, ",
+    fprintf(stderr, "progress: %s %llu/%llu trials%s (%.1f%%), %.0f trials/h, ",
+            iso_time_now(when),
             (unsigned long long)p->done, (unsigned long long)p->total,
             opt_shard_note(&t->info.shard, note),
             p->total ? 100.0 * (double)p->done / (double)p->total : 100.0, per_hour);
@@ -321,14 +448,9 @@ static int open_output(const run_options *o, const rs_job *job, const rs_grid *g
                 (unsigned long long)rs_store_dropped_bytes(*store));
     uint64_t done = rs_store_done_count(*store), total = rs_store_expected_count(*store);
     const char *of_shard = opt_shard_note(&o->shard, note);
-    size_t n_recs;
-    const void *recs = rs_store_records(*store, &n_recs);
-    uint64_t retries = 0;
-    for (size_t i = 0; i < n_recs; i++) {
-        uint64_t index = rs_store_record_at(recs, &layout, i)->index;
-        retries += rs_store_failed_attempts(*store, index) > 0 &&
-                   rs_store_wants(*store, index, o->no_retry ? 1 : MAX_ATTEMPTS);
-    }
+    rs_store_counts counts;
+    rs_store_counts_get(*store, o->no_retry ? 1 : MAX_ATTEMPTS, &counts);
+    uint64_t retries = counts.retries;
     if (done > 0)
         fprintf(stderr, "resuming: %llu of %llu trials done%s", (unsigned long long)done,
                 (unsigned long long)total, of_shard);
@@ -375,29 +497,11 @@ static void print_busy(const rs_sweep_report *rep, const long long *peaks)
  * those that could not run. */
 static uint64_t print_failures(const rs_store *store, unsigned max_attempts)
 {
-    size_t n;
-    const void *recs = rs_store_records(store, &n);
-    const rs_store_layout *l = rs_store_layout_get(store);
-    uint64_t could_not = 0, retry = 0, diverged = 0, fit = 0, collapsed = 0, ode = 0, other = 0;
-    int64_t could_not_status = 0;
-    for (size_t i = 0; i < n; i++) {
-        const rs_store_record *r = rs_store_record_at(recs, l, i);
-        if (rs_store_could_not_run(r->status)) {
-            could_not++;
-            could_not_status = r->status;
-            retry += rs_store_wants(store, r->index, max_attempts);
-        } else if (r->status == RS_S_DIVERGED) {
-            diverged++;
-        } else if (r->status == RS_S_FIT_FAILED) {
-            fit++;
-        } else if (r->status == RS_S_COLLAPSED) {
-            collapsed++;
-        } else if (r->status == RS_E_ODE) {
-            ode++;
-        } else if (r->status != RS_OK) {
-            other++;
-        }
-    }
+    rs_store_counts c;
+    rs_store_counts_get(store, max_attempts, &c);
+    uint64_t could_not = c.could_not_run, retry = c.retries, diverged = c.diverged,
+             fit = c.fit_failed, collapsed = c.collapsed, ode = c.ode_error, other = c.other;
+    int64_t could_not_status = c.could_not_run_example;
     if (could_not + diverged + fit + collapsed + ode + other == 0)
         return 0;
     fprintf(stderr, "failures:");
@@ -430,9 +534,23 @@ static uint64_t print_failures(const rs_store *store, unsigned max_attempts)
 
 /* The master's part after the sweep: FILE.nc from the journal, and the final word. */
 static int finish(const run_options *o, const rs_store *store, results_target *target,
-                  int sweep_status, const rs_sweep_report *rep, const long long *peaks)
+                  int sweep_status, const rs_sweep_report *rep, const long long *peaks,
+                  double wall)
 {
+    checkpoint_join(target);
+    if (target->written + target->failed > 0) {
+        char failed[48] = "";
+        if (target->failed)
+            snprintf(failed, sizeof failed, ", %lu failed", target->failed);
+        fprintf(stderr, "checkpoints: %lu written%s in %.2f s of the sweep's %.1f s (%.2f%%), "
+                "in the background\n", target->written, failed, target->seconds, wall,
+                wall > 0 ? 100 * target->seconds / wall : 0.0);
+    }
+    double write_began = seconds_now();
     int wrote = write_results(store, target);
+    if (wrote == RS_OK && target->written + target->failed > 0)
+        fprintf(stderr, "results: %s written in %.2f s\n", o->out,
+                seconds_now() - write_began);
     uint64_t done = rs_store_done_count(store), total = rs_store_expected_count(store);
     char note[64];
     const char *of_shard = opt_shard_note(&o->shard, note);
@@ -502,7 +620,7 @@ static int run(const run_options *o, const char *command_line, MPI_Comm comm, in
     rs_job job;
     rs_grid grid;
     rs_store *store = NULL;
-    int st = rs_job_load(o->job, &job, err, sizeof err);
+    int st = rs_job_load_with_default(o->job, opt_default_arch_file(), &job, err, sizeof err);
     if (st == RS_OK && (st = rs_grid_init(&grid, &job)) != RS_OK) {
         snprintf(err, sizeof err, "%s: %s", o->job, st == RS_E_NOMEM ? "out of memory"
                  : "the job has more than 2^63 trials");
@@ -529,9 +647,9 @@ static int run(const run_options *o, const char *command_line, MPI_Comm comm, in
         for (char *c = mpi_version; *c; c++) /* one line: the text ends in newlines */
             if (*c == '\n')
                 *c = ' ';
-        results_target target = {o->out, &grid,
-                                 {job.name, job.text, hash, command_line, 0, mpi_version,
-                                  o->shard}};
+        results_target target = {.out = o->out, .grid = &grid,
+                                 .info = {job.name, job.text, hash, command_line, 0,
+                                          mpi_version, o->shard}};
         rs_sweep_options so;
         rs_sweep_report rep;
         if (store)
@@ -541,7 +659,7 @@ static int run(const run_options *o, const char *command_line, MPI_Comm comm, in
         so.progress_seconds = o->progress;
         so.checkpoint_seconds = o->save_every;
         so.progress = print_progress;
-        so.checkpoint = write_results;
+        so.checkpoint = checkpoint;
         so.ctx = &target;
         so.stop = &stop_signal;
         so.threads = (int)o->threads;
@@ -555,10 +673,12 @@ static int run(const run_options *o, const char *command_line, MPI_Comm comm, in
             so.trial = hooked_trial;
             so.trial_params = &hook;
         }
+        double sweep_began = seconds_now();
         st = rs_sweep_run(comm, &grid, store, &so, &rep);
+        double sweep_wall = seconds_now() - sweep_began;
         if (rank == 0 && rep.lost_ranks > 0) {
             /* a lost rank never joins a collective: rank 0 ends the job (cmd_run aborts) */
-            rc = finish(o, store, &target, st, &rep, NULL);
+            rc = finish(o, store, &target, st, &rep, NULL, sweep_wall);
             rs_sweep_report_free(&rep);
             *lost = 1;
             rs_store_close(&store);
@@ -577,7 +697,7 @@ static int run(const run_options *o, const char *command_line, MPI_Comm comm, in
         if (have)
             MPI_Gather(&peak, 1, MPI_LONG_LONG, peaks, 1, MPI_LONG_LONG, 0, comm);
         if (rank == 0) {
-            rc = finish(o, store, &target, st, &rep, peaks);
+            rc = finish(o, store, &target, st, &rep, peaks, sweep_wall);
             rs_sweep_report_free(&rep);
         }
         free(peaks);
@@ -605,7 +725,7 @@ int cmd_run(int argc, char **argv)
         return EXIT_ERROR;
     }
     install_signal_handlers();
-    openblas_set_num_threads(1); /* --threads goes to the network (rs_net_set_threads) */
+    rs_blas_single_thread(); /* --threads goes to the network (rs_net_set_threads) */
     int lost = 0;
     int rc = run(&o, command_line, MPI_COMM_WORLD, &lost);
     if (lost) {

@@ -12,6 +12,7 @@
 #include <time.h>
 
 #include "commands.h"
+#include "json.h"
 #include "repsweep/ncio.h"
 #include "repsweep/status.h"
 #include "repsweep/store.h"
@@ -39,7 +40,7 @@ static void status_usage(FILE *out)
         "           core_seconds, trials_per_hour, trials_per_core_hour, eta_seconds,\n"
         "           journal_trials, architectures: {name: {done, expected, failures,\n"
         "           median_fit_loss_rel}} (null where a number is unknown)\n"
-        "  --help   this text\n"
+        "  -h, --help  this text\n"
         "\n"
         "Exit status: 0 reported; 1 out of memory; 2 bad option, or FILE.nc is missing\n"
         "(and has no journal), corrupt or not a repsweep results file.\n");
@@ -266,70 +267,48 @@ static void print_text(const char *path, const rs_ncio_summary *s, const report 
                r->journal_trials, path);
 }
 
-/* A JSON string (quotes, backslashes and control characters escaped). */
-static void json_string(const char *text)
-{
-    putchar('"');
-    for (const unsigned char *p = (const unsigned char *)text; *p; p++) {
-        if (*p == '"' || *p == '\\')
-            printf("\\%c", *p);
-        else if (*p < 0x20)
-            printf("\\u%04x", *p);
-        else
-            putchar(*p);
-    }
-    putchar('"');
-}
-
-/* A JSON number, or null if it is not finite. */
-static void json_number(double v)
-{
-    if (isfinite(v))
-        printf("%.17g", v);
-    else
-        printf("null");
-}
-
 static void print_json(const rs_ncio_summary *s, const report *r)
 {
-    printf("{\"job\": ");
-    json_string(s->job_name);
-    printf(", \"job_hash\": ");
-    json_string(s->job_hash);
-    printf(", \"shard_index\": %llu, \"shard_count\": %llu, \"grid_trials\": %llu, "
-           "\"done\": %llu, \"expected\": %llu, \"failures\": %llu, \"failures_by_status\": {",
-           (unsigned long long)s->shard.index, (unsigned long long)s->shard.count,
-           (unsigned long long)s->grid_trials, (unsigned long long)r->done,
-           (unsigned long long)r->expected, (unsigned long long)r->failures);
-    for (int i = 0; i < r->n_statuses; i++)
-        printf("%s\"%lld\": %llu", i ? ", " : "", (long long)r->statuses[i],
-               (unsigned long long)r->status_counts[i]);
-    printf("}, \"converged\": %llu, \"wall_seconds\": ", (unsigned long long)r->converged);
-    json_number(r->wall_seconds);
-    printf(", \"core_seconds\": ");
-    json_number(r->core_seconds);
-    printf(", \"trials_per_hour\": ");
-    json_number(r->per_hour);
-    printf(", \"trials_per_core_hour\": ");
-    json_number(r->per_core_hour);
-    printf(", \"eta_seconds\": ");
-    json_number(r->eta_seconds);
-    printf(", \"journal_trials\": ");
-    if (r->journal_trials >= 0)
-        printf("%lld", r->journal_trials);
-    else
-        printf("null");
-    printf(", \"architectures\": {");
-    for (int a = 0; a < r->n_arch; a++) {
-        printf("%s", a ? ", " : "");
-        json_string(r->arch[a].name);
-        printf(": {\"done\": %llu, \"expected\": %llu, \"failures\": %llu, "
-               "\"median_fit_loss_rel\": ", (unsigned long long)r->arch[a].done,
-               (unsigned long long)r->arch[a].expected, (unsigned long long)r->arch[a].failures);
-        json_number(r->arch[a].median_fit_loss_rel);
-        printf("}");
+    json_writer w;
+    json_begin(&w, stdout, 0);
+    json_open_object(&w, NULL);
+    json_string(&w, "job", s->job_name);
+    json_string(&w, "job_hash", s->job_hash);
+    json_uint(&w, "shard_index", s->shard.index);
+    json_uint(&w, "shard_count", s->shard.count);
+    json_uint(&w, "grid_trials", s->grid_trials);
+    json_uint(&w, "done", r->done);
+    json_uint(&w, "expected", r->expected);
+    json_uint(&w, "failures", r->failures);
+    json_open_object(&w, "failures_by_status");
+    for (int i = 0; i < r->n_statuses; i++) {
+        char key[32];
+        snprintf(key, sizeof key, "%lld", (long long)r->statuses[i]);
+        json_uint(&w, key, r->status_counts[i]);
     }
-    printf("}}\n");
+    json_close(&w);
+    json_uint(&w, "converged", r->converged);
+    json_number(&w, "wall_seconds", r->wall_seconds);
+    json_number(&w, "core_seconds", r->core_seconds);
+    json_number(&w, "trials_per_hour", r->per_hour);
+    json_number(&w, "trials_per_core_hour", r->per_core_hour);
+    json_number(&w, "eta_seconds", r->eta_seconds);
+    if (r->journal_trials >= 0)
+        json_int(&w, "journal_trials", r->journal_trials);
+    else
+        json_null(&w, "journal_trials");
+    json_open_object(&w, "architectures");
+    for (int a = 0; a < r->n_arch; a++) {
+        json_open_object(&w, r->arch[a].name);
+        json_uint(&w, "done", r->arch[a].done);
+        json_uint(&w, "expected", r->arch[a].expected);
+        json_uint(&w, "failures", r->arch[a].failures);
+        json_number(&w, "median_fit_loss_rel", r->arch[a].median_fit_loss_rel);
+        json_close(&w);
+    }
+    json_close(&w);
+    json_close(&w);
+    json_end(&w);
 }
 
 /* FILE.nc does not exist yet but its journal does (a new run before its first write):
@@ -346,13 +325,22 @@ static int report_journal_only(const char *path, int json)
     if (json) {
         /* the keys of the full report that the header can give; job (the name) is not in it */
         uint64_t expected = rs_grid_shard_trials(&info.shard, 0, info.trials);
-        printf("{\"results_file_written\": false, \"job\": null, \"job_hash\": \"%016llx\", "
-               "\"shard_index\": %llu, \"shard_count\": %llu, \"grid_trials\": %llu, "
-               "\"done\": %llu, \"expected\": %llu, \"journal_trials\": %llu}\n",
-               (unsigned long long)info.job_hash, (unsigned long long)info.shard.index,
-               (unsigned long long)info.shard.count, (unsigned long long)info.trials,
-               (unsigned long long)info.records, (unsigned long long)expected,
-               (unsigned long long)info.records);
+        char hash[17];
+        snprintf(hash, sizeof hash, "%016llx", (unsigned long long)info.job_hash);
+        json_writer w;
+        json_begin(&w, stdout, 0);
+        json_open_object(&w, NULL);
+        json_bool(&w, "results_file_written", 0);
+        json_null(&w, "job");
+        json_string(&w, "job_hash", hash);
+        json_uint(&w, "shard_index", info.shard.index);
+        json_uint(&w, "shard_count", info.shard.count);
+        json_uint(&w, "grid_trials", info.trials);
+        json_uint(&w, "done", info.records);
+        json_uint(&w, "expected", expected);
+        json_uint(&w, "journal_trials", info.records);
+        json_close(&w);
+        json_end(&w);
     } else {
         printf("%s: not written yet (a run writes it every --save-every seconds and when it "
                "stops); its journal %s holds %llu trials of job hash %016llx (grid of %llu "
@@ -373,7 +361,7 @@ int cmd_status(int argc, char **argv)
     int json = 0, c;
     opterr = 0;
     optind = 1;
-    while ((c = getopt_long(argc, argv, "", long_options, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "h", long_options, NULL)) != -1) {
         if (c == 'j') {
             json = 1;
         } else if (c == 'h') {

@@ -1,5 +1,4 @@
 /* cmd_trial.c — `repsweep trial`: one trial from the command line. */
-#include <cblas.h>
 #include <getopt.h>
 #include <math.h>
 #include <stdio.h>
@@ -7,7 +6,9 @@
 #include <string.h>
 
 #include "commands.h"
+#include "json.h"
 #include "options.h"
+#include "repsweep/blas.h"
 #include "repsweep/job.h"
 #include "repsweep/ncio.h"
 #include "repsweep/status.h"
@@ -24,7 +25,7 @@ static void trial_usage(FILE *out)
         "\n"
         "  --arch NAME          architecture from the architectures file (default: default)\n"
         "  --arch-file FILE     architectures file (default: $REPSWEEP_ARCHITECTURES or the\n"
-        "                       source tree's jobs/architectures.cfg)\n"
+        "                       installed share/repsweep/jobs/architectures.cfg)\n"
         "  --gain G             initial weight gain (default: the architecture's Table 1 value)\n"
         "  --lr LR              learning rate (default: Table 1)\n"
         "  --epochs N           maximum epochs (default: Table 1, 6000)\n"
@@ -36,13 +37,14 @@ static void trial_usage(FILE *out)
         "  --converge-loss X    converged iff the final loss < X (default 1e-3)\n"
         "  --stop-loss X        stop early once the loss < X (default: run all epochs)\n"
         "  --no-fit             train and record only\n"
-        "  --threads T          threads (default 1, OpenMP): the dense layers' row blocks\n"
-        "                       (at most 8 threads) and the convolutions' two halves;\n"
+        "  --threads T          threads (default: $OMP_NUM_THREADS, else 1; OpenMP): the\n"
+        "                       dense layers' row blocks (at most 8 threads) and the\n"
+        "                       convolutions' two halves;\n"
         "                       results do not depend on it (OpenBLAS runs single-threaded)\n"
         "  --out FILE.nc        write trajectories, theory curves and results as netCDF\n"
         "  --export-weights F   write the initial weights as netCDF (PyTorch layouts)\n"
         "  --json               print one JSON object instead of the summary\n"
-        "  --help               this text\n"
+        "  -h, --help           this text\n"
         "\n"
         "Exit status: 0 when the trial ran (its status may still be 'diverged' or 'fit\n"
         "failed': see the output), 1 when it could not run, 2 for bad options.\n");
@@ -87,7 +89,8 @@ static int parse(int argc, char **argv, trial_options *o)
 {
     memset(o, 0, sizeof *o);
     o->arch_name = "default";
-    o->threads = 1;
+    if (opt_default_threads("trial", &o->threads) != 0)
+        return -1;
     o->gain = o->lr = o->input_gap = o->target_gap = o->converge_loss = NAN;
     o->epochs = -1;
     o->precision = "float64";
@@ -95,7 +98,7 @@ static int parse(int argc, char **argv, trial_options *o)
     optind = 1;
     int c;
     long threads;
-    while ((c = getopt_long(argc, argv, "", long_options, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "h", long_options, NULL)) != -1) {
         const char *f = argv[optind - 1];
         int bad = 0;
         switch (c) {
@@ -122,9 +125,12 @@ static int parse(int argc, char **argv, trial_options *o)
             bad = opt_long("trial", "--threads", optarg, 1, 1024, &threads);
             o->threads = (int)threads;
             break;
-        case O_OUT: o->out = optarg; break;
-        case O_EXPORT: o->export_weights = optarg; break;
+        case O_OUT: bad = opt_path("trial", "--out", optarg, &o->out); break;
+        case O_EXPORT:
+            bad = opt_path("trial", "--export-weights", optarg, &o->export_weights);
+            break;
         case O_JSON: o->json = 1; break;
+        case 'h': /* -h, as --help */
         case O_HELP: trial_usage(stdout); return 1;
         default:
             fprintf(stderr, "repsweep trial: unknown or incomplete option '%s' (see --help)\n", f);
@@ -140,15 +146,6 @@ static int parse(int argc, char **argv, trial_options *o)
     return 0;
 }
 
-/* JSON numbers: NaN and Inf are not JSON, they become null. */
-static void json_num(const char *key, double v, int last)
-{
-    if (isfinite(v))
-        printf("  \"%s\": %.17g%s\n", key, v, last ? "" : ",");
-    else
-        printf("  \"%s\": null%s\n", key, last ? "" : ",");
-}
-
 static const char *status_word(int status)
 {
     switch (status) {
@@ -161,51 +158,52 @@ static const char *status_word(int status)
 
 static void print_json(const rs_trial_spec *s, const rs_trial_result *r)
 {
-    printf("{\n");
-    printf("  \"arch\": \"%s\",\n  \"precision\": \"%s\",\n  \"status\": \"%s\",\n", s->arch.name,
-           rs_precision_name(s->precision), status_word(r->status));
-    printf("  \"converged\": %s,\n  \"epochs_run\": %ld,\n  \"seed\": %ld,\n",
-           r->converged ? "true" : "false", r->epochs_run, s->seed);
-    printf("  \"observed_stage\": %d,\n  \"fit_converged\": %s,\n  \"fit_iterations\": %d,\n",
-           r->observed_stage, r->fit.converged ? "true" : "false", r->fit.iterations);
-    printf("  \"fit_rate_at_floor\": %s,\n", r->fit.at_floor ? "true" : "false");
-    json_num("gain", s->gain, 0);
-    json_num("lr", s->lr, 0);
-    json_num("input_gap", s->input_gap, 0);
-    json_num("target_gap", s->target_gap, 0);
-    json_num("dh2_initial", r->dh2_initial, 0);
-    json_num("dyhat2_initial", r->dyhat2_initial, 0);
-    json_num("w_initial", r->w_initial, 0);
-    json_num("loss_initial", r->loss_initial, 0);
-    json_num("dh2_final", r->dh2_final, 0);
-    json_num("dyhat2_final", r->dyhat2_final, 0);
-    json_num("w_final", r->w_final, 0);
-    json_num("loss_final", r->loss_final, 0);
-    json_num("rate_h", r->fit.rate_h, 0);
-    json_num("rate_y", r->fit.rate_y, 0);
-    json_num("rate_ybar", r->fit_ybar.rate_ybar, 0);
-    json_num("fit_loss", r->fit.fit_loss, 0);
-    json_num("fit_loss_rel", r->fit.fit_loss_rel, 0);
-    json_num("loss_fit_rel", r->fit_ybar.fit_loss_rel, 0);
-    json_num("A_high", r->A_high, 0);
-    json_num("A_low", r->A_low, 0);
-    json_num("dh2_predicted", r->dh2_predicted, 0);
+    json_writer w;
+    json_begin(&w, stdout, 1);
+    json_open_object(&w, NULL);
+    json_string(&w, "arch", s->arch.name);
+    json_string(&w, "precision", rs_precision_name(s->precision));
+    json_string(&w, "status", status_word(r->status));
+    json_bool(&w, "converged", r->converged);
+    json_int(&w, "epochs_run", r->epochs_run);
+    json_int(&w, "seed", s->seed);
+    json_int(&w, "observed_stage", r->observed_stage);
+    json_bool(&w, "fit_converged", r->fit.converged);
+    json_int(&w, "fit_iterations", r->fit.iterations);
+    json_bool(&w, "fit_rate_at_floor", r->fit.at_floor);
+    const struct { const char *key; double v; } numbers[] = {
+        {"gain", s->gain}, {"lr", s->lr}, {"input_gap", s->input_gap},
+        {"target_gap", s->target_gap}, {"dh2_initial", r->dh2_initial},
+        {"dyhat2_initial", r->dyhat2_initial}, {"w_initial", r->w_initial},
+        {"loss_initial", r->loss_initial}, {"dh2_final", r->dh2_final},
+        {"dyhat2_final", r->dyhat2_final}, {"w_final", r->w_final},
+        {"loss_final", r->loss_final}, {"rate_h", r->fit.rate_h}, {"rate_y", r->fit.rate_y},
+        {"rate_ybar", r->fit_ybar.rate_ybar}, {"fit_loss", r->fit.fit_loss},
+        {"fit_loss_rel", r->fit.fit_loss_rel}, {"loss_fit_rel", r->fit_ybar.fit_loss_rel},
+        {"A_high", r->A_high}, {"A_low", r->A_low}, {"dh2_predicted", r->dh2_predicted}};
+    for (size_t i = 0; i < sizeof numbers / sizeof *numbers; i++)
+        json_number(&w, numbers[i].key, numbers[i].v);
     if (r->n_stages > 0) {
-        printf("  \"stages\": [\n");
+        json_open_array(&w, "stages");
         for (int i = 0; i < r->n_stages; i++) {
             const rs_fit_result *f = &r->stage_fit[i];
-            printf("    {\"stage\": %d, \"rate_h\": %.10g, \"rate_y\": %.10g, \"fit_loss_rel\": "
-                   "%.10g, \"dh2_final\": %.10g, \"dh2_predicted\": %.10g}%s\n",
-                   i, f->rate_h, f->rate_y, f->fit_loss_rel, r->stage_dh2_final[i],
-                   r->stage_dh2_predicted[i], i + 1 < r->n_stages ? "," : "");
+            json_open_object(&w, NULL);
+            json_int(&w, "stage", i);
+            json_number_digits(&w, "rate_h", f->rate_h, 10);
+            json_number_digits(&w, "rate_y", f->rate_y, 10);
+            json_number_digits(&w, "fit_loss_rel", f->fit_loss_rel, 10);
+            json_number_digits(&w, "dh2_final", r->stage_dh2_final[i], 10);
+            json_number_digits(&w, "dh2_predicted", r->stage_dh2_predicted[i], 10);
+            json_close(&w);
         }
-        printf("  ],\n");
+        json_close(&w);
     }
-    json_num("net_bytes", (double)r->net_bytes, 0);
-    json_num("train_seconds", r->train_seconds, 0);
-    json_num("fit_seconds", r->fit_seconds, 0);
-    json_num("peak_memory_bytes", (double)opt_peak_memory_bytes(), 1);
-    printf("}\n");
+    json_number(&w, "net_bytes", (double)r->net_bytes);
+    json_number(&w, "train_seconds", r->train_seconds);
+    json_number(&w, "fit_seconds", r->fit_seconds);
+    json_number(&w, "peak_memory_bytes", (double)opt_peak_memory_bytes());
+    json_close(&w);
+    json_end(&w);
 }
 
 static void print_summary(const rs_trial_spec *s, const rs_trial_result *r)
@@ -275,7 +273,7 @@ int cmd_trial(int argc, char **argv)
     int p = parse(argc, argv, &o);
     if (p)
         return p > 0 ? 0 : 2;
-    openblas_set_num_threads(1); /* --threads goes to the network (rs_net_set_threads) */
+    rs_blas_single_thread(); /* --threads goes to the network (rs_net_set_threads) */
     int cpus_short = opt_cpus_short(o.threads);
     opt_warn_threads("trial", o.threads, cpus_short > 0, 0, cpus_short);
 

@@ -3,18 +3,16 @@
 #include "options.h"
 
 #include <errno.h>
+#include <limits.h> /* PATH_MAX */
 #include <omp.h>
 #include <sched.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <unistd.h>
-
-#ifndef REPSWEEP_ARCH_FILE
-#define REPSWEEP_ARCH_FILE "jobs/architectures.cfg"
-#endif
 
 int opt_double(const char *cmd, const char *flag, const char *text, double min, double max,
                double *out)
@@ -42,6 +40,23 @@ int opt_long(const char *cmd, const char *flag, const char *text, long min, long
         return -1;
     }
     *out = v;
+    return 0;
+}
+
+int opt_path(const char *cmd, const char *flag, const char *text, const char **out)
+{
+    struct stat st;
+    const char *why = NULL;
+    if (!text[0])
+        why = "an empty path";
+    else if (stat(text, &st) == 0 && S_ISDIR(st.st_mode))
+        why = "a directory";
+    if (why) {
+        fprintf(stderr, "repsweep %s: %s expects a file's path, got %s '%s'\n", cmd, flag, why,
+                text);
+        return -1;
+    }
+    *out = text;
     return 0;
 }
 
@@ -83,12 +98,60 @@ const char *opt_shard_note(const rs_grid_shard *s, char *buf)
     return buf;
 }
 
+int opt_default_threads(const char *cmd, int *out)
+{
+    const char *env = getenv("OMP_NUM_THREADS");
+    *out = 1;
+    if (!env || !*env)
+        return 0;
+    char first[32];
+    size_t n = strcspn(env, ",");
+    snprintf(first, sizeof first, "%.*s", (int)(n < sizeof first ? n : sizeof first - 1), env);
+    long v;
+    if (opt_long(cmd, "OMP_NUM_THREADS", first, 1, 1024, &v) != 0)
+        return -1;
+    *out = (int)v;
+    return 0;
+}
+
+const char *opt_data_dir(void)
+{
+    static char dir[PATH_MAX];
+    char exe[PATH_MAX], guess[PATH_MAX + 32], probe[PATH_MAX + 64];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n <= 0)
+        return NULL;
+    exe[n] = 0;
+    *strrchr(exe, '/') = 0; /* the binary's directory (readlink gives an absolute path) */
+    static const char *const beside[] = {"/../share/repsweep", "/share/repsweep"};
+    for (size_t i = 0; i < sizeof beside / sizeof *beside; i++) {
+        snprintf(guess, sizeof guess, "%s%s", exe, beside[i]);
+        snprintf(probe, sizeof probe, "%s/jobs/architectures.cfg", guess);
+        if (access(probe, R_OK) == 0 && realpath(guess, dir))
+            return dir;
+    }
+    return NULL;
+}
+
+const char *opt_default_arch_file(void)
+{
+    static char path[PATH_MAX + 32];
+    const char *dir = opt_data_dir();
+    if (!dir)
+        return NULL;
+    snprintf(path, sizeof path, "%s/jobs/architectures.cfg", dir);
+    return path;
+}
+
 const char *opt_arch_file(const char *flag_value)
 {
     if (flag_value)
         return flag_value;
     const char *env = getenv("REPSWEEP_ARCHITECTURES");
-    return env && *env ? env : REPSWEEP_ARCH_FILE;
+    if (env && *env)
+        return env;
+    const char *installed = opt_default_arch_file();
+    return installed ? installed : "architectures.cfg (no installed share/repsweep found)";
 }
 
 void opt_command_line(int argc, char **argv, char *buf, unsigned long len)

@@ -11,6 +11,10 @@ int opt_double(const char *cmd, const char *flag, const char *text, double min, 
                double *out);
 int opt_long(const char *cmd, const char *flag, const char *text, long min, long max, long *out);
 
+/* `text` as the path of a file to write: refused at once (before any work) if it is empty or
+ * an existing directory, with "repsweep CMD: FLAG expects a file's path, got ..." and -1. */
+int opt_path(const char *cmd, const char *flag, const char *text, const char **out);
+
 /* Parse `text` as a shard "I/N" (decimal digits only, 0 <= I < N < 2^32); on failure print
  * "repsweep CMD: FLAG expects I/N ..., got 'text'" and return -1. */
 int opt_shard(const char *cmd, const char *flag, const char *text, rs_grid_shard *out);
@@ -19,8 +23,21 @@ int opt_shard(const char *cmd, const char *flag, const char *text, rs_grid_shard
  * room for 64 characters. */
 const char *opt_shard_note(const rs_grid_shard *s, char *buf);
 
+/* The default of --threads: $OMP_NUM_THREADS (its first number; "4,2" gives 4) when set,
+ * else 1. An unusable value prints "repsweep CMD: OMP_NUM_THREADS expects ..." and returns
+ * -1. Precedence: --threads, else OMP_NUM_THREADS, else 1. */
+int opt_default_threads(const char *cmd, int *out);
+
+/* The installed data (jobs/, slurm/), found from the running binary (/proc/self/exe), never
+ * compiled in: BINDIR/../share/repsweep (an install, PREFIX/bin and PREFIX/share), else
+ * BINDIR/share/repsweep (the build tree, where the build copies jobs/ and slurm/); the first
+ * holding jobs/architectures.cfg, as an absolute path in static storage, or NULL. */
+const char *opt_data_dir(void);
+/* opt_data_dir()'s jobs/architectures.cfg, or NULL (static storage). */
+const char *opt_default_arch_file(void);
+
 /* The architectures file: --arch-file if given, else $REPSWEEP_ARCHITECTURES, else the
- * source tree's jobs/architectures.cfg (compiled in). */
+ * installed one (opt_default_arch_file). */
 const char *opt_arch_file(const char *flag_value);
 
 /* This process's peak resident memory in bytes (VmHWM of /proc/self/status: the high-water

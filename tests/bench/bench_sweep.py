@@ -5,7 +5,8 @@ Run on demand (not in CI), from anywhere, with Debian's interpreter:
 
     /usr/bin/python3 tests/bench/bench_sweep.py balance  [--workers 2] [--bin PATH]
     /usr/bin/python3 tests/bench/bench_sweep.py dispatch [--ranks 8] [--trials 500000] [--chunk N]
-    /usr/bin/python3 tests/bench/bench_sweep.py scale    [--trials 1000000] [--network]
+    /usr/bin/python3 tests/bench/bench_sweep.py scale    [--trials 1000000] [--save-every 5]
+    /usr/bin/python3 tests/bench/bench_sweep.py scale    --network --trials 100000 [--stride 120]
 
 balance   a mixed-cost job (the 20 x 500 `default` net for 1000 epochs, ~5 s a trial, and the
           `narrow` net for 200 epochs, ~0.07 s a trial: ~75x apart; ~60 core-seconds in all)
@@ -20,14 +21,19 @@ dispatch  theory-only trials of one epoch (the cheapest trial there is) through 
           (which computes nothing: MPI start-up, journal read, FILE.nc rewrite). The same
           for one process (no mpirun; it computes too), and the fsync latency of this
           directory's filesystem (the journal is fsync'ed once per returned chunk).
-scale     N theory-only trials of one epoch by one `repsweep run` process: wall time, the
-          time of the final FILE.nc rewrite alone (a rerun), FILE.nc and journal sizes; then
+scale     N theory-only trials of one epoch by one `repsweep run` process, with checkpoints
+          off and every --save-every seconds: wall times (their difference estimates the
+          checkpoints' share; builds that report their checkpoints print that too), rank 0's
+          peak RSS (the process's, from wait4), the time of the final FILE.nc rewrite alone (a
+          rerun), FILE.nc's size against its variables' uncompressed size, the journal's; then
           xarray: open, load, a groupby mean over the fastest axis (target_gap: 100 trials a
           group for N = 1e6) grouped by the other four, and a groupby over target_gap.
           --network instead builds a network job of N trials (arch x gain x input_gap x
           target_gap x 100 seeds) whose journal is synthesised here (random summaries, same
-          binary format as src/store.c) and lets `repsweep run` turn it into FILE.nc (a rerun
-          that finds every trial done: the real writer on a real seed axis); xarray then
+          binary format as src/store.c, behind the header a killed `repsweep run` wrote; with
+          --stride S, smooth trajectories every S epochs) and lets `repsweep run` turn it into
+          FILE.nc (a rerun that finds every trial done: the real writer on a real seed axis;
+          its time and rank 0's peak RSS are the final write's); xarray then
           averages over seeds grouped by (arch, gain, input_gap, target_gap).
 
 The binary is --bin, else $REPSWEEP_BIN, else build/repsweep. Scratch files go to a temporary
@@ -60,14 +66,27 @@ def repsweep_bin(arg):
     return str(path.resolve())
 
 
+# the last run's peak resident memory (MiB; the process itself, i.e. rank 0 without mpirun)
+# and its stderr
+LAST = {"maxrss_mib": float("nan"), "stderr": ""}
+
+
 def run(cmd, cwd, ranks=None):
     """Run `repsweep run ...` (under mpirun when ranks is given); returns wall seconds."""
     if ranks is not None:
         cmd = ["mpirun", "-n", str(ranks), "--oversubscribe", *cmd]
     env = dict(os.environ, OPENBLAS_NUM_THREADS="1", **MPI_ENV)
-    t = time.perf_counter()
-    p = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, env=env)
-    wall = time.perf_counter() - t
+    with tempfile.TemporaryFile("w+") as fout, tempfile.TemporaryFile("w+") as ferr:
+        t = time.perf_counter()
+        proc = subprocess.Popen(cmd, cwd=cwd, stdout=fout, stderr=ferr, text=True, env=env)
+        _, status, usage = os.wait4(proc.pid, 0)  # its rusage: the peak resident memory
+        wall = time.perf_counter() - t
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        fout.seek(0)
+        ferr.seek(0)
+        p = subprocess.CompletedProcess(cmd, proc.returncode, fout.read(), ferr.read())
+    LAST["stderr"] = p.stderr
+    LAST["maxrss_mib"] = usage.ru_maxrss / 1024.0  # KiB on Linux
     if p.returncode != 0:
         sys.exit(f"bench_sweep: `{' '.join(cmd)}` exited {p.returncode}:\n{p.stdout}{p.stderr}")
     # repsweep's own per-rank load balance: "rank R: busy X s of Y s (Z%)"
@@ -228,14 +247,16 @@ NETWORK_ARCHS = ["default", "convolution", "skip", "shallow", "narrow", "dropout
 NETWORK_SEEDS = 100
 
 
-def network_job(trials):
-    """arch x gain x input_gap x target_gap x 100 seeds = trials (a multiple of 10^5)."""
+def network_job(trials, stride=0):
+    """arch x gain x input_gap x target_gap x 100 seeds = trials (a multiple of 10^5);
+    trajectories every `stride` epochs of 6000 if stride > 0."""
     if trials % 100000 or trials <= 0:
         sys.exit("bench_sweep: with --network, --trials must be a positive multiple of 100000")
     n_tg = trials // (10 * 10 * 10 * NETWORK_SEEDS)
     lst = cfg_list
+    record = f"record = {{ trajectory_stride = {stride}; }};\n" if stride > 0 else ""
     return (f'name = "bench-scale-network";\n'
-            f'architectures_file = "{REPO / "jobs" / "architectures.cfg"}";\n'
+            f'architectures_file = "{REPO / "jobs" / "architectures.cfg"}";\n' + record +
             f'blocks = (\n'
             f'  {{ name = "net"; architectures = '
             f'[{", ".join(chr(34) + a + chr(34) for a in NETWORK_ARCHS)}];\n'
@@ -246,48 +267,84 @@ def network_job(trials):
             f');\n')
 
 
-def fnv1a(text):
-    h = 1469598103934665603
-    for b in text.encode():
-        h = ((h ^ b) * 1099511628211) & 0xFFFFFFFFFFFFFFFF
-    return h
+def journal_header(binary, job, out, tmp):
+    """The 128-byte header `repsweep run` writes for this job (src/store.c: it holds the
+    architectures' digest, which only repsweep computes): start the run, wait for the header,
+    kill it, take the header, remove what it wrote."""
+    journal = Path(str(out) + ".journal")
+    env = dict(os.environ, OPENBLAS_NUM_THREADS="1", **MPI_ENV)
+    proc = subprocess.Popen([binary, "run", str(job), "--out", str(out), "--progress", "0"],
+                            cwd=tmp, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            env=env)
+    try:
+        for _ in range(6000):
+            if journal.exists() and journal.stat().st_size >= 128:
+                break
+            time.sleep(0.01)
+    finally:
+        proc.kill()
+        proc.wait()
+    head = journal.read_bytes()[:128]
+    if len(head) < 128:
+        sys.exit(f"bench_sweep: `repsweep run` wrote no journal header for {job}")
+    journal.unlink()
+    for extra in (out, Path(str(out) + ".tmp")):
+        if extra.exists():
+            extra.unlink()
+    return head
 
 
-def synth_journal(path, job_name, job_text, trials):
-    """A journal in src/store.c's format (version 1, 200-byte records) holding `trials`
-    finished network trials with random summaries. Native (little-endian) byte order."""
+def synth_journal(path, head, trials, stride):
+    """A journal in src/store.c's format after `head` (journal_header) holding `trials`
+    finished network trials with random summaries and, with trajectories, smooth random
+    curves (decaying exponentials: compressible like real ones). Native (little-endian)
+    byte order."""
     import numpy as np
 
     if sys.byteorder != "little":
         sys.exit("bench_sweep: --network synthesises a little-endian journal")
-    h = bytearray(128)
-    h[0:8] = b"RSJRNL\r\n"
-    struct.pack_into("<IIII", h, 8, 1, 200, 0x01020304, 0)
-    struct.pack_into("<QQq", h, 24, fnv1a(job_text), trials, int(time.time()))
-    name = job_name.encode()[:63]
-    h[48:48 + len(name)] = name
-    struct.pack_into("<I", h, 112, zlib.crc32(bytes(h[:112])))
+    rec_bytes = struct.unpack_from("<I", head, 12)[0]
+    extras = (rec_bytes - 200) // 8
     rng = np.random.default_rng(0)
-    # 25 fields of 8 bytes: index, 5 int64 (status .. epochs_run), 19 doubles (lr .. fit_seconds)
-    rec = np.zeros((trials, 25), dtype="<u8")
-    rec[:, 0] = np.arange(trials, dtype=np.uint64)
-    ints = rec[:, 1:6].view("<i8")
-    ints[:, 1] = 1  # converged
-    ints[:, 2] = 1  # fit_converged
-    ints[:, 4] = 6000
-    rec[:, 6:25] = rng.random((trials, 19)).view("<u8")
-    raw = rec.tobytes()
+    chunk = 1 << 14
+    epochs = np.arange(extras // 8 if extras else 0, dtype=float) * max(stride, 1)
     with open(path, "wb") as f:
-        f.write(bytes(h))
-        chunk = 1 << 16
+        f.write(head)
         for s in range(0, trials, chunk):
             e = min(trials, s + chunk)
+            m = e - s
+            # 25 fields of 8 bytes: index, 5 int64 (status .. epochs_run), 19 doubles
+            rec = np.zeros((m, rec_bytes // 8), dtype="<u8")
+            rec[:, 0] = np.arange(s, e, dtype=np.uint64)
+            ints = rec[:, 1:6].view("<i8")
+            ints[:, 1] = 1  # converged
+            ints[:, 2] = 1  # fit_converged
+            ints[:, 4] = 6000
+            rec[:, 6:25] = rng.random((m, 19)).view("<u8")
+            if extras:
+                E = extras // 8
+                rate = 10 ** rng.uniform(-4, -2, (m, 1))
+                curves = np.empty((m, 8, E))
+                for k in range(8):  # measured and theory: dh2, dyhat2, w, loss
+                    a, b = rng.random((m, 1)), rng.random((m, 1))
+                    curves[:, k] = a * np.exp(-rate * epochs) + b
+                rec[:, 25:] = curves.reshape(m, 8 * E).view("<u8")
+            raw = rec.tobytes()
             slots = bytearray()
-            for i in range(s, e):
-                r = raw[200 * i:200 * (i + 1)]
+            for i in range(m):
+                r = raw[rec_bytes * i:rec_bytes * (i + 1)]
                 slots += r
                 slots += struct.pack("<I", zlib.crc32(r))
             f.write(slots)
+
+
+def uncompressed_mib(path):
+    """What the file's variables hold, uncompressed."""
+    import netCDF4
+
+    with netCDF4.Dataset(path) as nc:
+        return sum(v.size * v.dtype.itemsize for v in nc.variables.values()
+                   if v.dtype != str) / 2**20
 
 
 def xarray_timings(path, network):
@@ -335,38 +392,60 @@ def xarray_timings(path, network):
               "variables (no CF `coordinates` attribute on the results variables)")
 
 
+def checkpoint_line(stderr):
+    """repsweep's own account of its checkpoints (builds that print one), else None."""
+    for line in stderr.splitlines():
+        if line.startswith("checkpoints:"):
+            return line
+    return None
+
+
 def bench_scale(args, binary, tmp):
     n = args.trials
     out = tmp / "scale.nc"
     journal = tmp / "scale.nc.journal"
     if args.network:
         job = tmp / "scale-network.cfg"
-        text = network_job(n)
+        text = network_job(n, args.stride)
         job.write_text(text)
-        print(f"\n== output scale: {n} network-trial summaries (journal synthesised, FILE.nc "
-              f"by repsweep run)")
+        print(f"\n== output scale: {n} network trials"
+              f"{f' with trajectories every {args.stride} epochs' if args.stride else ''} "
+              f"(journal synthesised, FILE.nc by repsweep run)")
         t = time.perf_counter()
-        synth_journal(journal, "bench-scale-network", text, n)
+        synth_journal(journal, journal_header(binary, job, out, tmp), n, args.stride)
         t_synth = time.perf_counter() - t
         cmd = [binary, "run", str(job), "--out", str(out), "--progress", "0"]
         wall = run(cmd, tmp)
         print(f"journal synthesised in Python: {t_synth:.2f} s (not repsweep's time)")
-        print(f"repsweep run on it (journal read + every trial found done + FILE.nc written): "
-              f"{wall:.2f} s")
+        print(f"final write: repsweep run on it (journal read + every trial found done + "
+              f"FILE.nc written): {wall:.2f} s; rank 0 peak RSS {LAST['maxrss_mib']:.0f} MiB")
     else:
         job = tmp / "scale.cfg"
         job.write_text(theory_job("bench-scale", n))
         print(f"\n== output scale: {n} theory-only trials of 1 epoch, one `repsweep run` "
               f"process")
-        cmd = [binary, "run", str(job), "--out", str(out), "--progress", "0"]
+        base = [binary, "run", str(job), "--progress", "0"]
+        quiet = tmp / "quiet.nc"
+        wall0 = run(base + ["--out", str(quiet), "--save-every", "0"], tmp)
+        rss0 = LAST["maxrss_mib"]
+        for f in (quiet, Path(str(quiet) + ".journal")):
+            f.unlink()
+        cmd = base + ["--out", str(out), "--save-every", str(args.save_every)]
         wall = run(cmd, tmp)
+        rss = LAST["maxrss_mib"]
+        own = checkpoint_line(LAST["stderr"])
         rerun = run(cmd, tmp)
-        print(f"repsweep run (compute + journal + FILE.nc): {wall:.2f} s  ({n / wall:.0f} "
-              f"trials/s)")
-        print(f"rerun on the finished output (journal read + FILE.nc rewrite alone): "
-              f"{rerun:.2f} s")
-    print(f"FILE.nc {mib(out):.1f} MiB ({os.path.getsize(out) / n:.0f} bytes/trial); journal "
-          f"{mib(journal):.1f} MiB")
+        print(f"repsweep run, checkpoints off (--save-every 0): {wall0:.2f} s, rank 0 peak RSS "
+              f"{rss0:.0f} MiB")
+        print(f"repsweep run, --save-every {args.save_every}: {wall:.2f} s ({n / wall:.0f} "
+              f"trials/s), rank 0 peak RSS {rss:.0f} MiB; checkpoints' share estimated from "
+              f"the difference: {100 * (wall - wall0) / wall:.1f} %")
+        print(f"  repsweep: {own}" if own else "  repsweep: (this build does not report its "
+              "checkpoints)")
+        print(f"final write: rerun on the finished output (journal read + FILE.nc rewrite "
+              f"alone): {rerun:.2f} s, rank 0 peak RSS {LAST['maxrss_mib']:.0f} MiB")
+    print(f"FILE.nc {mib(out):.1f} MiB ({os.path.getsize(out) / n:.0f} bytes/trial), "
+          f"uncompressed {uncompressed_mib(out):.1f} MiB; journal {mib(journal):.1f} MiB")
     xarray_timings(out, args.network)
 
 
@@ -389,6 +468,10 @@ def main():
     s.add_argument("--trials", type=int, default=1000000)
     s.add_argument("--network", action="store_true",
                    help="network trials from a synthesised journal (a real seed axis)")
+    s.add_argument("--stride", type=int, default=0,
+                   help="with --network: trajectories every STRIDE of 6000 epochs")
+    s.add_argument("--save-every", type=float, default=5.0,
+                   help="theory-only: repsweep run --save-every (checkpoint interval, s)")
     args = ap.parse_args()
 
     binary = repsweep_bin(args.bin)

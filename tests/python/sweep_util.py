@@ -63,7 +63,7 @@ def run(repsweep_bin, job, out, *extra, ranks=None, timeout=300):
 
 
 def read_results(path, timings=False):
-    """Every variable of a results file as a numpy array (masked values -> NaN)."""
+    """Every variable of a results file as a numpy array (missing values: NaN, integers -1)."""
     import netCDF4
 
     out = {}
@@ -73,7 +73,7 @@ def read_results(path, timings=False):
                 continue
             v = var[:]
             if np.ma.isMaskedArray(v):
-                v = v.filled(np.nan) if v.dtype.kind == "f" else v.filled(0)
+                v = v.filled(np.nan) if v.dtype.kind == "f" else v.filled(-1)
             out[name] = np.asarray(v)
         out["_attrs"] = {k: ds.getncattr(k) for k in ds.ncattrs()}
     return out

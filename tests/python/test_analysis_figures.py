@@ -56,7 +56,7 @@ def independent_final_distance(r):
     """Fig. 5's numbers from the raw variables: rates averaged per gain over the trials at
     (1, sqrt(0.5)) with status 0 and final loss < 1e-2; the other gaps' converged trials
     compared with Eq. 10 at those rates."""
-    net = r["arch_index"] >= 0
+    net = r["arch"] >= 0
     at_ref = net & np.isclose(r["target_gap"], REF_GAP) & np.isclose(r["input_gap"], 1.0)
     pred, meas, n_not_conv = [], [], 0
     for g in GAINS:
@@ -80,7 +80,7 @@ def test_eq10_port_equals_repsweep(files):
     trials (given rates, including A_high < 0)."""
     r = read_results(files["main"])
     ok = np.isfinite(r["rate_h"]) & np.isfinite(r["rate_y"])
-    assert ok.sum() >= 30 and (r["arch_index"][ok] < 0).sum() == 24
+    assert ok.sum() >= 30 and (r["arch"][ok] < 0).sum() == 24
     a_high, a_low, fin = theory.fixed_point(r["rate_h"][ok], r["rate_y"][ok],
                                             r["input_gap"][ok], r["target_gap"][ok],
                                             r["dh2_initial"][ok], r["dyhat2_initial"][ok])
@@ -130,7 +130,7 @@ def test_phase_order_parameter_and_spread(files):
     sd/mean (ddof 1) of the converged seeds' final dh2."""
     r = read_results(files["main"])
     ph = measures.phase(load(files["main"]))
-    net = r["arch_index"] >= 0
+    net = r["arch"] >= 0
     checked = 0
     cells = [(1.0, REF_GAP)] + [(x, y) for x in INPUT_GAPS for y in OTHER_GAPS]
     for g in GAINS:
@@ -176,7 +176,7 @@ def test_summary_counts_and_rates(files):
             if ln.startswith("small ")}
     assert sorted(rows) == list(GAINS), proc.stdout
     for g in GAINS:
-        m = (r["arch_index"] >= 0) & (r["gain"] == g)
+        m = (r["arch"] >= 0) & (r["gain"] == g)
         cols = rows[g]
         assert [int(x) for x in cols[2:6]] == [m.sum(), (m & (r["status"] == 0)).sum(),
                                               (m & (r["status"] != 0)).sum(),

@@ -57,7 +57,7 @@ def test_stage_and_trajectory_shapes(layered):
                  "dyhat2_theory_traj", "w_theory_traj", "loss_theory_traj"):
         assert r[name].shape == (len(r["trial"]), n_epochs), (name, r[name].shape)
     assert r["dh2_stage_traj"].shape == (len(r["trial"]), n_epochs, stages)
-    net = r["arch_index"] >= 0
+    net = r["arch"] >= 0
     assert net.sum() == n_net
     # theory-only trials have no stages or trajectories: NaN
     assert np.isnan(r["dh2_traj"][~net]).all() and np.isnan(r["stage_rate_h"][~net]).all()

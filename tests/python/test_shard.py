@@ -90,6 +90,11 @@ def test_unsharded_file_says_shard_0_of_1(unsharded):
     assert (a["shard_index"], a["shard_count"], a["trials_expected"]) == (0, 1, TRIALS)
 
 
+def _attrs(var):
+    """A variable's attributes, arrays (flag_values) as lists."""
+    return {k: np.asarray(var.getncattr(k)).tolist() for k in var.ncattrs()}
+
+
 def test_merge_of_all_shards_equals_unsharded_run(repsweep_bin, unsharded, shards, tmp_path):
     import netCDF4
     reference = read_results(unsharded)
@@ -113,8 +118,10 @@ def test_merge_of_all_shards_equals_unsharded_run(repsweep_bin, unsharded, shard
             assert list(ref.variables) == list(got.variables)
             for name, var in ref.variables.items():
                 assert var.dimensions == got[name].dimensions, name
-                assert {k: var.getncattr(k) for k in var.ncattrs()} == \
-                    {k: got[name].getncattr(k) for k in got[name].ncattrs()}, name
+                assert _attrs(var) == _attrs(got[name]), name
+                # stored alike: compressed and chunked the same way
+                assert var.filters() == got[name].filters(), name
+                assert var.chunking() == got[name].chunking(), name
             t_ref = ref["train_seconds"][:]
             t_got = got["train_seconds"][:]
             assert np.isfinite(t_got[:NET_TRIALS]).all() and t_ref.shape == t_got.shape

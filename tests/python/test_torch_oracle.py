@@ -99,7 +99,7 @@ def make_model(attrs, params=None, dtype=None):
             super().__init__()
             self.act = _activation(attrs["activation"])
             L = int(attrs["hidden_layers"])
-            U = int(attrs["units"])
+            U = int(attrs["hidden_units"])
             C = int(attrs.get("conv_channels", 0))
             K = int(attrs.get("conv_kernel", 0))
             self.conv = C > 0

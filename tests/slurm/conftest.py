@@ -1,5 +1,6 @@
-"""Fixtures for the SLURM tests: one real one-machine cluster per session (cluster.py), the
-repsweep binary, and reference results computed by a local `mpirun` run of the same job.
+"""Fixtures for the SLURM tests: one real one-machine cluster per session (cluster.py;
+`cluster3`: three nodes in network namespaces, test_slurm3.py), the repsweep binary, and
+reference results computed by a local `mpirun` run of the same job.
 
     /usr/bin/python3 -m pytest -q -rs tests/slurm          # as root; or: ctest -L slurm
 
@@ -52,10 +53,23 @@ def repsweep_bin():
 
 @pytest.fixture(scope="session")
 def cluster():
+    yield from _cluster(cluster_mod.Cluster, tempfile.mkdtemp(prefix="repsweep-slurm-"))
+
+
+@pytest.fixture(scope="session")
+def cluster3():
+    """Three nodes in network namespaces (cluster.NetnsCluster; test_slurm3.py). Its directory
+    is under /var/tmp: each node has a private /tmp."""
+    yield from _cluster(cluster_mod.NetnsCluster,
+                        tempfile.mkdtemp(prefix="repsweep-slurm3-",
+                                         dir=cluster_mod.NetnsCluster.PARENT))
+
+
+def _cluster(kind, root):
     if _state["unavailable"]:
+        shutil.rmtree(root, ignore_errors=True)
         pytest.skip(_state["unavailable"])
-    root = tempfile.mkdtemp(prefix="repsweep-slurm-")
-    c = cluster_mod.Cluster(root)
+    c = kind(root)
     stopped = []
 
     def stop():
@@ -84,11 +98,12 @@ def cluster():
 
 
 class Reference:
-    """Results of `mpirun -n 2 repsweep run JOB --out OUT`, started in the background the first
-    time it is asked for (so it can run while a SLURM job runs), waited for by `path()`."""
+    """Results of `mpirun -n RANKS repsweep run JOB --out OUT` (2 ranks unless asked), started
+    in the background the first time it is asked for (so it can run while a SLURM job runs),
+    waited for by `path()`."""
 
-    def __init__(self, bin_, job, out):
-        self.bin, self.job, self.out = bin_, Path(job), Path(out)
+    def __init__(self, bin_, job, out, ranks=2):
+        self.bin, self.job, self.out, self.ranks = bin_, Path(job), Path(out), ranks
         self.proc = None
 
     def start(self):
@@ -98,8 +113,8 @@ class Reference:
             assert mpirun, "mpirun not found (apt-get install openmpi-bin)"
             self.log = open(self.out.with_suffix(".log"), "w")
             self.proc = subprocess.Popen(
-                [mpirun, "--oversubscribe", "-n", "2", self.bin, "run", str(self.job), "--out",
-                 str(self.out), "--progress", "0"],
+                [mpirun, "--oversubscribe", "-n", str(self.ranks), self.bin, "run", str(self.job),
+                 "--out", str(self.out), "--progress", "0"],
                 stdout=self.log, stderr=subprocess.STDOUT, env=mpi_env())
         return self
 
@@ -122,11 +137,12 @@ def references(repsweep_bin):
     refdir = Path(tempfile.mkdtemp(prefix="repsweep-slurm-ref-"))
     made = {}
 
-    def get(job):
+    def get(job, ranks=2):
         job = Path(job)
-        if job not in made:
-            made[job] = Reference(repsweep_bin, job, refdir / f"{job.stem}.nc")
-        return made[job]
+        if (job, ranks) not in made:
+            made[job, ranks] = Reference(repsweep_bin, job, refdir / f"{job.stem}-{ranks}.nc",
+                                         ranks)
+        return made[job, ranks]
 
     yield get
     for r in made.values():

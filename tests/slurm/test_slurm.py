@@ -48,8 +48,8 @@ def assert_same_as_reference(path, reference, what):
 def submit(cluster, repsweep_bin, job, out, *opts):
     """slurm/submit JOB --out OUT OPTS...; returns (job id, stdout)."""
     env = dict(cluster.env, REPSWEEP_BIN=repsweep_bin)
-    p = subprocess.run([str(SUBMIT), str(job), "--out", str(out), *opts], capture_output=True,
-                       text=True, env=env, cwd=Path(out).parent, timeout=120)
+    p = cluster.run([str(SUBMIT), str(job), "--out", str(out), *opts], check=False, env=env,
+                    cwd=Path(out).parent, timeout=120)
     assert p.returncode == 0, f"slurm/submit exited {p.returncode}:\n{p.stdout}\n{p.stderr}"
     m = re.search(r"^submitted: job (\d+)", p.stdout, re.M)
     assert m, f"no job id in slurm/submit's output:\n{p.stdout}"

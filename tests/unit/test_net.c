@@ -2,12 +2,12 @@
  * (float64, every activation and variant), the fused update against -lr * gradient,
  * reproducible keyed initialisation, float32 against float64, and the same bits for every
  * thread count. */
-#include <cblas.h>
 #include <gsl/gsl_errno.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "check.h"
+#include "repsweep/blas.h"
 #include "repsweep/net.h"
 #include "repsweep/rng.h"
 #include "repsweep/status.h"
@@ -353,7 +353,7 @@ static void test_threads_do_not_change_results(void)
 int main(void)
 {
     gsl_set_error_handler_off();
-    openblas_set_num_threads(1); /* as the CLI does: --threads goes to the network */
+    rs_blas_single_thread(); /* as the CLI does: --threads goes to the network */
     test_gradients_match_finite_differences();
     test_epoch_step_is_gradient_step();
     test_init_is_keyed_and_reproducible();

@@ -111,12 +111,26 @@ static int open_store(const rs_grid *grid, const char *path, rs_store **store)
 /* Every trial stored once with the fake's outcome. */
 static void check_store(const rs_store *store)
 {
-    size_t n;
-    const void *recs = rs_store_records(store, &n);
+    char err[1024];
+    rs_store_snapshot *snap = NULL;
+    int st = rs_store_snapshot_take(store, &snap, err, sizeof err);
+    CHECK(st == RS_OK, "rs_store_snapshot_take: %s", err);
+    if (st != RS_OK)
+        return;
+    size_t n = rs_store_snapshot_count(snap);
+    const rs_store_layout *l = rs_store_layout_get(store);
+    void *recs = malloc((n ? n : 1) * rs_store_record_bytes(l));
+    st = recs ? rs_store_snapshot_read(snap, 0, n, recs, err, sizeof err) : RS_E_NOMEM;
+    CHECK(st == RS_OK, "rs_store_snapshot_read: %s", err);
+    rs_store_snapshot_free(&snap);
+    if (st != RS_OK) {
+        free(recs);
+        return;
+    }
     int seen[TRIALS] = {0};
     CHECK(n == TRIALS, "%zu records stored, want %d", n, TRIALS);
     for (size_t i = 0; i < n; i++) {
-        const rs_store_record *r = rs_store_record_at(recs, rs_store_layout_get(store), i);
+        const rs_store_record *r = rs_store_record_at(recs, l, i);
         CHECK(r->index < TRIALS, "index %llu", (unsigned long long)r->index);
         if (r->index >= TRIALS)
             continue;
@@ -128,6 +142,7 @@ static void check_store(const rs_store *store)
     }
     for (int i = 0; i < TRIALS; i++)
         CHECK(seen[i] == 1, "trial %d stored %d times", i, seen[i]);
+    free(recs);
 }
 
 /* Failures, out-of-order completion and (under MPI) a worker that hangs and comes back. */
