@@ -14,7 +14,7 @@ root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 
 pkgs=(cmake make gcc pkg-config libopenblas-pthread-dev libgsl-dev libnetcdf-dev netcdf-bin
       libconfig-dev zlib1g-dev openmpi-bin libopenmpi-dev python3 python3-numpy python3-xarray
-      python3-netcdf4 python3-matplotlib)
+      python3-netcdf4 python3-matplotlib python3-scipy)
 if [[ "${1:-}" == "--tests" ]]; then
   pkgs+=(python3-pytest python3-torch slurm-wlm munge iproute2 udunits-bin nco cdo)
 fi

@@ -49,8 +49,9 @@ typedef struct {
 const char *rs_fit_control_variant_name(int variant);
 
 /* Fit every variant to n epochs of dh2, dyhat2, w (as rs_fit_rates), starting from `fit`'s
- * rates (NULL: from the scan alone). opt may be NULL. Returns RS_OK when `res` is filled,
- * RS_E_INVALID / RS_E_NOMEM otherwise. */
+ * rates (NULL: from the scan alone). opt is not used yet (the control's settings are its
+ * own, control.c) and may be NULL. A few seconds per call (6000 epochs: 2-4 s of CPU).
+ * Returns RS_OK when `res` is filled, RS_E_INVALID / RS_E_NOMEM otherwise. */
 int rs_fit_control(const double *dh2, const double *dyhat2, const double *w, size_t n,
                    double input_gap2, double target_gap2, const rs_fit_result *fit,
                    const rs_fit_options *opt, rs_fit_control_result *res);

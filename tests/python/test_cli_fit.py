@@ -35,3 +35,24 @@ def test_gaps_from_flags_and_json_output(run_repsweep, tmp_path):
                                    path).stdout)
     assert len(rows) == 1 and rows[0]["input_gap"] == 1 and rows[0]["target_gap"] == 0.5
     assert rows[0]["trajectory"] == "0" and rows[0]["samples"] == 20
+
+
+def test_fit_of_a_trial_file_gives_the_trials_numbers(run_repsweep, repsweep_bin, tmp_path):
+    """`repsweep fit` on a `trial --out` file reproduces the trial's fit to the last digit,
+    whatever OpenBLAS's thread count in the environment (an ill-conditioned case, where
+    OpenBLAS's threaded sums moved 1/tau_h from 110.53209000 to 110.53208998)."""
+    import os
+    import subprocess
+    out = tmp_path / "t.nc"
+    trial = json.loads(run_repsweep(
+        "trial", "--arch", "narrow", "--gain", "1.6", "--lr", "0.0003", "--target-gap", "1.0",
+        "--seed", "1", "--out", out, "--json").stdout)
+    env = {k: v for k, v in os.environ.items() if k not in ("OPENBLAS_NUM_THREADS",
+                                                           "OMP_NUM_THREADS")}
+    proc = subprocess.run([repsweep_bin, "fit", "--json", str(out)], capture_output=True,
+                          text=True, env=env, timeout=300, check=True)
+    (row,) = json.loads(proc.stdout)
+    for k in ("rate_h", "rate_y", "rate_ybar", "fit_loss", "fit_loss_rel", "A_high", "A_low",
+              "dh2_predicted", "se_ln_rate_h", "r2_dh2", "r2_dyhat2", "r2_w"):
+        assert row[k] == trial[k], (k, row[k], trial[k])
+    assert row["rate_h_determination"] == trial["rate_h_determination"] == "unbounded_above"
