@@ -323,8 +323,10 @@ int rs_nptrial_run(const rs_nptrial_spec *s, const rs_dataset *d, rs_nptrajector
     rs_npnet_free(net);
     free(all);
     free(probes);
-    if (st != RS_OK)
+    if (st != RS_OK) {
+        rs_nptrial_result_free(r);
         return fail(why, why_len, st, "the subset's final distances: %s", rs_strerror(st));
+    }
 
     long last = t->epochs_run - 1;
     size_t cap = (size_t)t->capacity;
@@ -356,7 +358,9 @@ int rs_nptrial_run(const rs_nptrial_spec *s, const rs_dataset *d, rs_nptrajector
     else
         r->r_linear = r->r_log = r->r_exp_linear = r->r_exp_log = NAN;
     r->fit_seconds = seconds_now() - t0;
-    if (st != RS_OK)
+    if (st != RS_OK) {
+        rs_nptrial_result_free(r);
         return fail(why, why_len, st, "fitting or predicting: %s", rs_strerror(st));
+    }
     return RS_OK;
 }

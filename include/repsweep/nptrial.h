@@ -112,8 +112,9 @@ void rs_nptrial_result_free(rs_nptrial_result *r);
  * Returns RS_OK when r is filled (r->status says what happened; a diverged trial has its
  * records up to the divergence and no matrices past epoch 0), RS_S_STOPPED when *spec->stop
  * became nonzero (r holds nothing to record; free it), RS_E_INVALID for a bad spec (pairs
- * or subset out of range, subset too large, a net npnet refuses; the cause in why, may be
- * NULL), RS_E_NOMEM. */
+ * or subset out of range, subset too large, a net npnet refuses -- npnet's own refusals,
+ * its workspace's allocation included, come back as RS_E_INVALID with npnet's cause), or
+ * RS_E_NOMEM; the cause in why (may be NULL). After an RS_E_* return r holds nothing. */
 int rs_nptrial_run(const rs_nptrial_spec *spec, const rs_dataset *d, rs_nptrajectory *traj,
                    rs_nptrial_result *r, char *why, size_t why_len);
 

@@ -256,11 +256,51 @@ static void test_xor_small_gain_merges_same_target_pairs(void)
     }
 }
 
+static void test_bad_specs_are_refused_with_their_cause(void)
+{
+    rs_arch a = dense_arch("nptrial_bad", 2, 8);
+    rs_dataset *d;
+    CHECK_OK(rs_dataset_xor(&d));
+    rs_nptrial_spec s;
+    rs_nptrial_spec_default(&s, &a, 0.7, 0.1, 5);
+    rs_npnet_pair same = {2, 2}, far = {0, 4};
+    size_t one[1] = {0}, past[2] = {0, 4};
+    rs_nptrajectory t;
+    rs_nptrial_result r;
+    char why[256];
+    CHECK_OK(rs_nptrajectory_alloc(&t, 5, 1));
+    s.n_pairs = 1;
+    s.pairs = &same;
+    why[0] = '\0';
+    CHECK(rs_nptrial_run(&s, d, &t, &r, why, sizeof why) == RS_E_INVALID && strstr(why, "(2, 2)"),
+          "pair (2, 2): %s", why);
+    s.pairs = &far;
+    CHECK(rs_nptrial_run(&s, d, &t, &r, why, sizeof why) == RS_E_INVALID && strstr(why, "(0, 4)"),
+          "pair (0, 4): %s", why);
+    rs_npnet_pair ok = {0, 3};
+    s.pairs = &ok;
+    s.subset = one;
+    s.subset_m = 1;
+    CHECK(rs_nptrial_run(&s, d, &t, &r, why, sizeof why) == RS_E_INVALID, "subset of 1: %s", why);
+    s.subset = past;
+    s.subset_m = 2;
+    CHECK(rs_nptrial_run(&s, d, &t, &r, why, sizeof why) == RS_E_INVALID && strstr(why, "is 4"),
+          "subset point 4 of 4: %s", why);
+    s.subset_m = 0;
+    volatile sig_atomic_t stop = 1;
+    s.stop = &stop;
+    CHECK(rs_nptrial_run(&s, d, &t, &r, why, sizeof why) == RS_S_STOPPED, "stop flag ignored");
+    rs_nptrial_result_free(&r);
+    rs_nptrajectory_free(&t);
+    rs_dataset_free(d);
+}
+
 int main(void)
 {
     gsl_set_error_handler_off();
     rs_blas_single_thread();
     test_two_point_data_predicts_as_the_two_point_trial();
     test_xor_small_gain_merges_same_target_pairs();
+    test_bad_specs_are_refused_with_their_cause();
     return CHECK_REPORT("test_nptrial");
 }
