@@ -295,6 +295,67 @@ static void test_bad_specs_are_refused_with_their_cause(void)
     rs_dataset_free(d);
 }
 
+/* The subset's pairs ride along in the first record only: training, the tracked pairs'
+ * records and the loss are the same bits with and without a subset, and equal a plain loop
+ * of rs_npnet_epoch (minibatch Adam, where the shuffle would show any extra draw). */
+static void test_subset_tracking_leaves_training_unchanged(void)
+{
+    rs_arch a = dense_arch("nptrial_minibatch", 4, 16);
+    a.activation = RS_ACT_TANH;
+    rs_dataset *d;
+    char why[256] = "";
+    CHECK_OK(rs_dataset_orthogonal_features(3, RS_ORTHO_SIGMA, &d, why, sizeof why));
+    const long epochs = 40;
+    rs_nptrial_spec s;
+    rs_nptrial_spec_default(&s, &a, 0.5, 0.01, epochs);
+    s.opt.optimizer = RS_OPT_ADAM;
+    s.opt.batch_size = 4;
+    s.weights_key = 11;
+    s.shuffle_key = 12;
+    s.fit = 0;
+    rs_npnet_pair pairs[2] = {{0, 9}, {3, 4}};
+    s.pairs = pairs;
+    s.n_pairs = 2;
+    size_t subset[18];
+    for (size_t k = 0; k < 18; k++)
+        subset[k] = 17 - k;
+    rs_nptrajectory t0, t1;
+    rs_nptrial_result r0, r1;
+    CHECK_OK(rs_nptrajectory_alloc(&t0, epochs, 2));
+    CHECK_OK(rs_nptrajectory_alloc(&t1, epochs, 2));
+    CHECK_OK(rs_nptrial_run(&s, d, &t0, &r0, why, sizeof why));
+    s.subset = subset;
+    s.subset_m = 18;
+    CHECK_OK(rs_nptrial_run(&s, d, &t1, &r1, why, sizeof why));
+    CHECK(memcmp(t0.loss, t1.loss, epochs * sizeof(double)) == 0, "loss differs with a subset");
+    CHECK(memcmp(t0.dh2, t1.dh2, 2 * epochs * sizeof(double)) == 0, "dh2 differs");
+    CHECK(memcmp(t0.w, t1.w, 2 * epochs * sizeof(double)) == 0, "w differs");
+    /* a plain loop: epochs - 1 epochs, then the record */
+    rs_npnet *net = rs_npnet_alloc(&a, d->in_dim, d->out_dim, d->n, 2, RS_PRECISION_FLOAT64,
+                                   &s.opt, why, sizeof why);
+    CHECK_OK(rs_npnet_init(net, s.gain, s.weights_key, s.shuffle_key));
+    rs_npnet_probe pr[2];
+    double loss = 0;
+    for (long e = 0; e + 1 < epochs; e++)
+        CHECK_OK(rs_npnet_epoch(net, d, pairs, 2, pr, &loss));
+    CHECK_OK(rs_npnet_evaluate(net, d, pairs, 2, pr, &loss));
+    CHECK(loss == t1.loss[epochs - 1] && pr[1].dh2 == t1.dh2[2 * epochs - 1],
+          "plain loop: loss %.17g vs %.17g", loss, t1.loss[epochs - 1]);
+    double D[18 * 18];
+    CHECK_OK(rs_npnet_pairwise_dh2(net, d, subset, 18, D));
+    CHECK(memcmp(D, r1.dh2_final, sizeof D) == 0, "final matrix differs from the plain loop's");
+    /* subset order 17..0: point 9 is row 8, point 0 row 17 */
+    CHECK_CLOSE(r1.dh2_final[8 * 18 + 17], t1.dh2[epochs - 1], 1e-13, 0, "pair (0, 9)");
+    printf("minibatch Adam, 18 points: final loss %.6g with and without the subset\n",
+           t1.loss[epochs - 1]);
+    rs_npnet_free(net);
+    rs_nptrial_result_free(&r0);
+    rs_nptrial_result_free(&r1);
+    rs_nptrajectory_free(&t0);
+    rs_nptrajectory_free(&t1);
+    rs_dataset_free(d);
+}
+
 int main(void)
 {
     gsl_set_error_handler_off();
@@ -302,5 +363,6 @@ int main(void)
     test_two_point_data_predicts_as_the_two_point_trial();
     test_xor_small_gain_merges_same_target_pairs();
     test_bad_specs_are_refused_with_their_cause();
+    test_subset_tracking_leaves_training_unchanged();
     return CHECK_REPORT("test_nptrial");
 }
