@@ -203,7 +203,8 @@ def test_same_name_edited_job_is_refused(repsweep_bin, tmp_path):
 def test_out_that_is_a_directory_is_refused(repsweep_bin, tmp_path):
     job = write_job(tmp_path / "tiny.cfg", theory=False, seeds=(0,))
     proc = run(repsweep_bin, job, tmp_path)
-    assert proc.returncode == 2 and f"{tmp_path} is a directory" in proc.stderr, proc.stderr
+    # refused with the other --out checks, before the job is read (opt_path)
+    assert proc.returncode == 2 and f"got a directory '{tmp_path}'" in proc.stderr, proc.stderr
     assert not Path(str(tmp_path) + ".journal").exists()
 
 
