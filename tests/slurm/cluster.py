@@ -461,6 +461,7 @@ class NetnsCluster(Cluster):
 
     PARENT = "/var/tmp"        # where the cluster's directory goes (not /tmp: see above)
     SLURMD_TIMEOUT = 20        # a silent node is marked down after ~20 s (default 300)
+    GRACE_TIME = 10            # s between a preempted job's SIGTERM and its SIGKILL
 
     def __init__(self, root, nodes=3, cpus=2):
         super().__init__(root, node="node1", cpus=cpus)
@@ -511,6 +512,10 @@ class NetnsCluster(Cluster):
             "SlurmdLogFile": f"{self.logdir}/slurmd-%n.log",
             "ProctrackType": "proctrack/linuxproc",
             "SlurmdTimeout": str(self.SLURMD_TIMEOUT),
+            # Preemption: a job in partition `urgent` preempts jobs of the default partition
+            # (requeued, after SIGTERM and GraceTime) or of `cancelled` (cancelled).
+            "PreemptType": "preempt/partition_prio",
+            "PreemptMode": "REQUEUE",
         }
         lines, seen = [], set()
         for line in self.conf.read_text().splitlines():
@@ -524,6 +529,11 @@ class NetnsCluster(Cluster):
                 lines += [f"{k}={v}" for k, v in override.items() if k not in seen]
                 lines += [f"NodeName={n} NodeAddr={self.addr[n]} CPUs={self.cpus} "
                           f"RealMemory=2048 State=UNKNOWN" for n in self.nodes]
+                line += f" PriorityTier=1 PreemptMode=REQUEUE GraceTime={self.GRACE_TIME}"
+                lines += [f"PartitionName=cancelled Nodes=ALL MaxTime=INFINITE State=UP "
+                          f"PriorityTier=1 PreemptMode=CANCEL GraceTime={self.GRACE_TIME}",
+                          "PartitionName=urgent Nodes=ALL MaxTime=INFINITE State=UP "
+                          "PriorityTier=10 PreemptMode=OFF"]
             lines.append(line)
         self.conf.write_text("\n".join(lines) + "\n")
         for n in self.nodes:
@@ -562,10 +572,18 @@ class NetnsCluster(Cluster):
         return self
 
     def start_node(self, node):
-        """(Re)start node's slurmd in its namespaces, with a fresh private /tmp."""
+        """(Re)start node's slurmd in its namespaces, as after a reboot: a fresh private /tmp,
+        and none of the pmix files a killed slurmstepd left in its spool (slurmd removes its
+        own stale step sockets, not pmix's directory pmix.J.S and socket stepd.slurm.pmix.J.S:
+        with them every later launch of step J.S there fails, "Cannot create directory
+        .../pmix.1.0/: File exists", and a requeued job keeps its id and step numbers)."""
+        def clear(paths):
+            for f in paths:
+                shutil.rmtree(f, ignore_errors=True) if f.is_dir() else f.unlink(missing_ok=True)
         tmp = self.root / "nodetmp" / node
-        for f in tmp.iterdir():
-            shutil.rmtree(f, ignore_errors=True) if f.is_dir() else f.unlink(missing_ok=True)
+        clear(tmp.iterdir())
+        spool = self.root / "spool" / node
+        clear([*spool.glob("pmix.*"), *spool.glob("stepd.slurm.pmix.*")])
         self._spawn(f"slurmd-{node}", [
             "nsenter", f"--net={NETNS_DIR / self.node_ns[node]}",
             "unshare", "--uts", "--mount", "--propagation", "private", "sh", "-c",

@@ -88,6 +88,10 @@ def _cluster(kind, root):
         shutil.rmtree(root, ignore_errors=True)
         _state["unavailable"] = f"SLURM cannot run on this machine: {e}"
         pytest.skip(_state["unavailable"])
+    except BaseException:
+        _state["failed"] = True
+        stop()
+        raise
     atexit.register(stop)
     print(f"\nSLURM test cluster up in {c.start_seconds:.2f} s under {root} "
           f"(PIDs {c.pids}, proctrack/{c.proctrack})", file=sys.stderr)
