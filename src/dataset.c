@@ -13,16 +13,6 @@
 #include "repsweep/net.h"
 #include "repsweep/status.h"
 
-static int fail(char *why, size_t why_len, int status, const char *fmt, ...)
-{
-    if (why && why_len) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(why, why_len, fmt, ap);
-        va_end(ap);
-    }
-    return status;
-}
 
 /* The one allocation path: the struct and its arrays, zeroed; NULL on failure. */
 static rs_dataset *dataset_alloc(const char *name, size_t n, int in_dim, int out_dim,
@@ -104,7 +94,7 @@ int rs_dataset_orthogonal_features(int positions, double sigma, rs_dataset **out
     enum { SIDE = 5, PIXELS = SIDE * SIDE, CONTEXTS = 2 };
     *out = NULL;
     if (positions < 2 || !(sigma > 0))
-        return fail(why, why_len, RS_E_INVALID,
+        return rs_fail(why, why_len, RS_E_INVALID,
                     "orthogonal_features: positions must be >= 2 and sigma > 0 (got %d, %g)",
                     positions, sigma);
     size_t n = (size_t)CONTEXTS * (size_t)positions * (size_t)positions;
@@ -157,18 +147,18 @@ static gzFile idx_open(const char *path, int *rank, uint32_t dims[4], int *statu
 {
     gzFile f = gzopen(path, "rb");
     if (!f) {
-        *status = fail(why, why_len, RS_E_IO, "%s: cannot open: %s", path,
+        *status = rs_fail(why, why_len, RS_E_IO, "%s: cannot open: %s", path,
                        errno ? strerror(errno) : "out of memory");
         return NULL;
     }
     unsigned char magic[4];
     if (!gz_read_all(f, magic, 4)) {
-        *status = fail(why, why_len, RS_E_PARSE, "%s: shorter than an IDX header (4 bytes)", path);
+        *status = rs_fail(why, why_len, RS_E_PARSE, "%s: shorter than an IDX header (4 bytes)", path);
         gzclose(f);
         return NULL;
     }
     if (magic[0] != 0 || magic[1] != 0 || magic[3] < 1 || magic[3] > 4) {
-        *status = fail(why, why_len, RS_E_PARSE,
+        *status = rs_fail(why, why_len, RS_E_PARSE,
                        "%s: not an IDX file: magic %02x %02x %02x %02x (expected 00 00 type "
                        "rank, rank 1..4)",
                        path, magic[0], magic[1], magic[2], magic[3]);
@@ -176,7 +166,7 @@ static gzFile idx_open(const char *path, int *rank, uint32_t dims[4], int *statu
         return NULL;
     }
     if (magic[2] != 0x08) {
-        *status = fail(why, why_len, RS_E_PARSE,
+        *status = rs_fail(why, why_len, RS_E_PARSE,
                        "%s: IDX element type 0x%02x not supported (only 0x08, unsigned byte, "
                        "as MNIST)",
                        path, magic[2]);
@@ -187,14 +177,14 @@ static gzFile idx_open(const char *path, int *rank, uint32_t dims[4], int *statu
     for (int k = 0; k < *rank; k++) {
         unsigned char b[4];
         if (!gz_read_all(f, b, 4)) {
-            *status = fail(why, why_len, RS_E_PARSE,
+            *status = rs_fail(why, why_len, RS_E_PARSE,
                            "%s: header ends before dimension %d of %d", path, k + 1, *rank);
             gzclose(f);
             return NULL;
         }
         dims[k] = (uint32_t)b[0] << 24 | (uint32_t)b[1] << 16 | (uint32_t)b[2] << 8 | b[3];
         if (dims[k] == 0) {
-            *status = fail(why, why_len, RS_E_PARSE, "%s: dimension %d is 0", path, k + 1);
+            *status = rs_fail(why, why_len, RS_E_PARSE, "%s: dimension %d is 0", path, k + 1);
             gzclose(f);
             return NULL;
         }
@@ -207,12 +197,12 @@ static int idx_payload(gzFile f, const char *path, unsigned char *buf, size_t co
                        size_t why_len)
 {
     if (!gz_read_all(f, buf, count))
-        return fail(why, why_len, RS_E_PARSE,
+        return rs_fail(why, why_len, RS_E_PARSE,
                     "%s: payload shorter than the header's %zu bytes (truncated file?)", path,
                     count);
     unsigned char extra;
     if (gzread(f, &extra, 1) > 0)
-        return fail(why, why_len, RS_E_PARSE,
+        return rs_fail(why, why_len, RS_E_PARSE,
                     "%s: bytes after the header's %zu-byte payload (wrong dims?)", path, count);
     return RS_OK;
 }
@@ -222,7 +212,7 @@ int rs_dataset_load_idx(const char *images_path, const char *labels_path, int cl
 {
     *out = NULL;
     if (classes < 2)
-        return fail(why, why_len, RS_E_INVALID, "IDX labels: classes must be >= 2 (got %d)",
+        return rs_fail(why, why_len, RS_E_INVALID, "IDX labels: classes must be >= 2 (got %d)",
                     classes);
     int st = RS_OK, irank = 0, lrank = 0;
     uint32_t idims[4], ldims[4];
@@ -236,12 +226,12 @@ int rs_dataset_load_idx(const char *images_path, const char *labels_path, int cl
     if (!fl)
         goto done;
     if (lrank != 1) {
-        st = fail(why, why_len, RS_E_PARSE, "%s: labels must have rank 1 (got %d)", labels_path,
+        st = rs_fail(why, why_len, RS_E_PARSE, "%s: labels must have rank 1 (got %d)", labels_path,
                   lrank);
         goto done;
     }
     if (ldims[0] != idims[0]) {
-        st = fail(why, why_len, RS_E_PARSE, "%s: %u labels for %u images in %s", labels_path,
+        st = rs_fail(why, why_len, RS_E_PARSE, "%s: %u labels for %u images in %s", labels_path,
                   ldims[0], idims[0], images_path);
         goto done;
     }
@@ -249,7 +239,7 @@ int rs_dataset_load_idx(const char *images_path, const char *labels_path, int cl
     for (int k = 1; k < irank; k++) {
         width *= idims[k]; /* both below 2^31 here: no overflow */
         if (width > INT32_MAX / 2) {
-            st = fail(why, why_len, RS_E_PARSE, "%s: images of more than %d values each",
+            st = rs_fail(why, why_len, RS_E_PARSE, "%s: images of more than %d values each",
                       images_path, INT32_MAX / 2);
             goto done;
         }
@@ -257,7 +247,7 @@ int rs_dataset_load_idx(const char *images_path, const char *labels_path, int cl
     pix = malloc(n_all * width);
     lab = malloc(n_all);
     if (!pix || !lab) {
-        st = fail(why, why_len, RS_E_NOMEM,
+        st = rs_fail(why, why_len, RS_E_NOMEM,
                   "%s: cannot allocate the header's %zu x %zu bytes (a corrupt header?)",
                   images_path, n_all, width);
         goto done;
@@ -268,7 +258,7 @@ int rs_dataset_load_idx(const char *images_path, const char *labels_path, int cl
     size_t n = limit > 0 && limit < n_all ? limit : n_all;
     for (size_t i = 0; i < n; i++)
         if (lab[i] >= classes) {
-            st = fail(why, why_len, RS_E_PARSE, "%s: label %u of point %zu is not below %d classes",
+            st = rs_fail(why, why_len, RS_E_PARSE, "%s: label %u of point %zu is not below %d classes",
                       labels_path, lab[i], i, classes);
             goto done;
         }
@@ -321,7 +311,7 @@ int rs_dataset_load_csv(const char *path, rs_dataset **out, char *why, size_t wh
     *out = NULL;
     FILE *f = fopen(path, "r");
     if (!f)
-        return fail(why, why_len, RS_E_IO, "%s: cannot open: %s", path, strerror(errno));
+        return rs_fail(why, why_len, RS_E_IO, "%s: cannot open: %s", path, strerror(errno));
     char line[65536], bad[64] = "";
     int st = RS_OK, in_dim = 0, out_dim = 0, header_line = 0;
     long lineno = 0;
@@ -331,7 +321,7 @@ int rs_dataset_load_csv(const char *path, rs_dataset **out, char *why, size_t wh
     while (fgets(line, sizeof line, f)) {
         lineno++;
         if (!strchr(line, '\n') && !feof(f)) {
-            st = fail(why, why_len, RS_E_PARSE, "%s:%ld: line longer than %zu characters", path,
+            st = rs_fail(why, why_len, RS_E_PARSE, "%s:%ld: line longer than %zu characters", path,
                       lineno, sizeof line - 1);
             goto done;
         }
@@ -340,7 +330,7 @@ int rs_dataset_load_csv(const char *path, rs_dataset **out, char *why, size_t wh
         if (!header_line) {
             header_line = (int)lineno;
             if (!csv_header(line, &in_dim, &out_dim, bad, sizeof bad)) {
-                st = fail(why, why_len, RS_E_PARSE,
+                st = rs_fail(why, why_len, RS_E_PARSE,
                           "%s:%ld: header must name inputs x... then outputs y... (at least one "
                           "of each)%s%s",
                           path, lineno, bad[0] ? "; bad column " : "", bad);
@@ -351,7 +341,7 @@ int rs_dataset_load_csv(const char *path, rs_dataset **out, char *why, size_t wh
         n++;
     }
     if (!header_line || n == 0) {
-        st = fail(why, why_len, RS_E_PARSE, "%s: %s", path,
+        st = rs_fail(why, why_len, RS_E_PARSE, "%s: %s", path,
                   header_line ? "no data lines after the header" : "empty (no header line)");
         goto done;
     }
@@ -374,7 +364,7 @@ int rs_dataset_load_csv(const char *path, rs_dataset **out, char *why, size_t wh
             errno = 0;
             double v = strtod(p, &end);
             if (end == p || errno == ERANGE || !isfinite(v)) {
-                st = fail(why, why_len, RS_E_PARSE, "%s:%ld: column %d: expected a finite number",
+                st = rs_fail(why, why_len, RS_E_PARSE, "%s:%ld: column %d: expected a finite number",
                           path, lineno, c + 1);
                 goto done;
             }
@@ -382,7 +372,7 @@ int rs_dataset_load_csv(const char *path, rs_dataset **out, char *why, size_t wh
                 end++;
             int last = c == cols - 1;
             if (last ? (*end != '\0' && *end != '\n' && *end != '\r') : *end != ',') {
-                st = fail(why, why_len, RS_E_PARSE, "%s:%ld: %s after column %d (header has %d)",
+                st = rs_fail(why, why_len, RS_E_PARSE, "%s:%ld: %s after column %d (header has %d)",
                           path, lineno, last ? "extra columns" : "missing columns", c + 1, cols);
                 goto done;
             }

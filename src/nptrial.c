@@ -20,16 +20,6 @@ static double seconds_now(void)
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-static int fail(char *why, size_t why_len, int status, const char *fmt, ...)
-{
-    if (why && why_len) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(why, why_len, fmt, ap);
-        va_end(ap);
-    }
-    return status;
-}
 
 void rs_nptrial_spec_default(rs_nptrial_spec *spec, const rs_arch *arch, double gain,
                              double lr, long epochs)
@@ -97,22 +87,22 @@ static int check_spec(const rs_nptrial_spec *s, const rs_dataset *d, const rs_np
 {
     if (s->epochs < 1 || t->capacity < s->epochs || t->n_pairs != s->n_pairs || s->n_pairs < 0 ||
         (s->n_pairs > 0 && !s->pairs))
-        return fail(why, why_len, RS_E_INVALID,
+        return rs_fail(why, why_len, RS_E_INVALID,
                     "epochs must be >= 1 and the trajectory must hold them and the pairs");
     for (int p = 0; p < s->n_pairs; p++)
         if (s->pairs[p].i >= d->n || s->pairs[p].j >= d->n || s->pairs[p].i == s->pairs[p].j)
-            return fail(why, why_len, RS_E_INVALID,
+            return rs_fail(why, why_len, RS_E_INVALID,
                         "tracked pair %d (%zu, %zu): two distinct points of the %zu", p,
                         s->pairs[p].i, s->pairs[p].j, d->n);
     if (s->subset_m == 1 || s->subset_m > RS_NPTRIAL_SUBSET_MAX || (s->subset_m && !s->subset))
-        return fail(why, why_len, RS_E_INVALID, "the subset needs 2..%d points (or none)",
+        return rs_fail(why, why_len, RS_E_INVALID, "the subset needs 2..%d points (or none)",
                     RS_NPTRIAL_SUBSET_MAX);
     for (size_t k = 0; k < s->subset_m; k++)
         if (s->subset[k] >= d->n)
-            return fail(why, why_len, RS_E_INVALID, "subset point %zu is %zu, past the %zu",
+            return rs_fail(why, why_len, RS_E_INVALID, "subset point %zu is %zu, past the %zu",
                         k, s->subset[k], d->n);
     if (!(s->gain > 0) || !(s->calib_rate_h >= 0) || !(s->calib_rate_y >= 0))
-        return fail(why, why_len, RS_E_INVALID, "gain must be > 0 and rates >= 0");
+        return rs_fail(why, why_len, RS_E_INVALID, "gain must be > 0 and rates >= 0");
     return RS_OK;
 }
 
@@ -273,7 +263,7 @@ int rs_nptrial_run(const rs_nptrial_spec *s, const rs_dataset *d, rs_nptrajector
         free(all);
         free(probes);
         rs_nptrial_result_free(r);
-        return fail(why, why_len, RS_E_NOMEM, "out of memory for the trial's records");
+        return rs_fail(why, why_len, RS_E_NOMEM, "out of memory for the trial's records");
     }
     for (int p = 0; p < s->n_pairs; p++)
         all[p] = s->pairs[p];
@@ -325,7 +315,7 @@ int rs_nptrial_run(const rs_nptrial_spec *s, const rs_dataset *d, rs_nptrajector
     free(probes);
     if (st != RS_OK) {
         rs_nptrial_result_free(r);
-        return fail(why, why_len, st, "the subset's final distances: %s", rs_strerror(st));
+        return rs_fail(why, why_len, st, "the subset's final distances: %s", rs_strerror(st));
     }
 
     long last = t->epochs_run - 1;
@@ -360,7 +350,7 @@ int rs_nptrial_run(const rs_nptrial_spec *s, const rs_dataset *d, rs_nptrajector
     r->fit_seconds = seconds_now() - t0;
     if (st != RS_OK) {
         rs_nptrial_result_free(r);
-        return fail(why, why_len, st, "fitting or predicting: %s", rs_strerror(st));
+        return rs_fail(why, why_len, st, "fitting or predicting: %s", rs_strerror(st));
     }
     return RS_OK;
 }

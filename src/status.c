@@ -1,6 +1,9 @@
 /* status.c — messages for status codes (see status.h). */
 #include "repsweep/status.h"
 
+#include <stdarg.h>
+#include <stdio.h>
+
 const char *rs_strerror(int status)
 {
     switch (status) {
@@ -19,4 +22,15 @@ const char *rs_strerror(int status)
     case RS_E_NETCDF: return "netCDF error";
     default: return "unknown status";
     }
+}
+
+int rs_fail(char *why, size_t why_len, int status, const char *fmt, ...)
+{
+    if (why && why_len) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(why, why_len, fmt, ap);
+        va_end(ap);
+    }
+    return status;
 }

@@ -31,4 +31,11 @@ enum {
 /* Text for a status code; never NULL. */
 const char *rs_strerror(int status);
 
+#include <stddef.h>
+
+/* Write the message (printf format) into why[0..why_len) (nothing if why is NULL or why_len
+ * 0) and return `status`: how a library function hands its cause to the caller. */
+int rs_fail(char *why, size_t why_len, int status, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
 #endif
