@@ -100,7 +100,8 @@ def start_sweep(cluster3, repsweep_bin, name, *opts):
     deadline = time.time() + 180
     while not (journal.exists() and len(journal_indices(journal)) >= 20):
         assert time.time() < deadline, "the sweep did not start"
-        assert cluster3.job_states(job_id) in (["PENDING"], ["RUNNING"]), \
+        # [] when scontrol did not answer (seen once with the machine at load 12)
+        assert cluster3.job_states(job_id) in ([], ["PENDING"], ["RUNNING"]), \
             cluster3.job_info(job_id)
         time.sleep(0.2)
     before = set(journal_indices(journal))
