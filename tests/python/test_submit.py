@@ -284,3 +284,26 @@ def test_sigterm_is_requeued_unless_it_was_a_users_cancel(repsweep_bin, tmp_path
     assert proc.returncode == rc, out
     assert says in out, out
     assert ("requeue 77" in calls) == requeued, (calls, out)
+
+
+def test_srun_exit_0_without_every_trial_is_not_complete(repsweep_bin, tmp_path):
+    """srun can end with 0 having started nothing (a step whose launch failed on a node, seen
+    on the three-node test cluster): the script must not call the job complete, but requeue it
+    (before, it logged 'complete: every trial is done' with the journal short of trials)."""
+    job = tmp_path / "packed.cfg"
+    job.write_text(SMALL_JOB)
+    bindir = fake_slurm(tmp_path, "exit 0\n")
+    proc = subprocess.run(["bash", str(SBATCH), str(job), str(tmp_path / "r.nc")],
+                          env=sbatch_env(repsweep_bin, bindir), capture_output=True, text=True,
+                          timeout=120)
+    out = proc.stdout + proc.stderr
+    assert "complete: every trial is done" not in out, out
+    assert "does not hold every trial" in out, out
+    calls = (tmp_path / "scontrol.log").read_text().splitlines()
+    assert "requeue 77" in calls, (calls, out)
+    # and a real run that finishes is still complete
+    bindir = fake_slurm(tmp_path, 'exec "$@"\n')
+    proc = subprocess.run(["bash", str(SBATCH), str(job), str(tmp_path / "r2.nc")],
+                          env=sbatch_env(repsweep_bin, bindir), capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0 and "complete: every trial is done" in proc.stdout, proc.stdout
