@@ -526,10 +526,16 @@ class NetnsCluster(Cluster):
                 line = f"{key}={override[key]}"
                 seen.add(key)
             if key == "PartitionName":
+                # the one-node file's partitions (debug, and its own `urgent` for its
+                # preemption test) are replaced by the three below, written once
+                if "PartitionName" in seen:
+                    continue
+                seen.add("PartitionName")
                 lines += [f"{k}={v}" for k, v in override.items() if k not in seen]
                 lines += [f"NodeName={n} NodeAddr={self.addr[n]} CPUs={self.cpus} "
                           f"RealMemory=2048 State=UNKNOWN" for n in self.nodes]
-                line += f" PriorityTier=1 PreemptMode=REQUEUE GraceTime={self.GRACE_TIME}"
+                line = ("PartitionName=debug Nodes=ALL Default=YES MaxTime=INFINITE State=UP "
+                        f"PriorityTier=1 PreemptMode=REQUEUE GraceTime={self.GRACE_TIME}")
                 lines += [f"PartitionName=cancelled Nodes=ALL MaxTime=INFINITE State=UP "
                           f"PriorityTier=1 PreemptMode=CANCEL GraceTime={self.GRACE_TIME}",
                           "PartitionName=urgent Nodes=ALL MaxTime=INFINITE State=UP "
