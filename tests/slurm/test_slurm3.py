@@ -36,11 +36,38 @@ import cluster as cluster_mod  # noqa: E402
 from sweep_util import env as mpi_env, journal_indices  # noqa: E402
 from test_slurm import assert_same_as_reference, submit, timed, workdir  # noqa: E402
 
-JOB = HERE / "three-nodes.cfg"
+JOB = HERE / "three-nodes.cfg"   # replaced by its staged copy (below) while the tests run
 TRIALS = 100                 # its trials
 NODES = ["node1", "node2", "node3"]
 FAULT_BOUND = 300            # s from a fault to the job's completion (SlurmdTimeout 20 s,
 #                              requeue ~15 s, the rest of the sweep ~20-60 s on 2 loaded cores)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def repsweep_bin(request):
+    """The binary, its data (share/) and the job, copied below /var/tmp: each node has a private
+    /tmp, so a checkout (or a CI clone) under /tmp is not visible on the nodes. Overrides
+    conftest's repsweep_bin for this module; JOB points at the staged job file meanwhile."""
+    global JOB
+    import shutil
+    import tempfile
+    src = Path(os.environ.get("REPSWEEP_BIN", HERE.parents[1] / "build" / "repsweep")).resolve()
+    if not src.is_file():
+        pytest.fail(f"repsweep binary not found: {src} (build it or set REPSWEEP_BIN)")
+    stage = Path(tempfile.mkdtemp(dir="/var/tmp", prefix="repsweep-slurm3-stage-"))
+    os.chmod(stage, 0o755)
+    (stage / "build").mkdir()
+    shutil.copy2(src, stage / "build" / "repsweep")
+    if (src.parent / "share").is_dir():
+        shutil.copytree(src.parent / "share", stage / "build" / "share")
+    (stage / "tests" / "slurm").mkdir(parents=True)
+    (stage / "jobs").mkdir()
+    shutil.copy2(HERE / "three-nodes.cfg", stage / "tests" / "slurm" / "three-nodes.cfg")
+    shutil.copy2(HERE.parents[1] / "jobs" / "architectures.cfg", stage / "jobs")
+    original, JOB = JOB, stage / "tests" / "slurm" / "three-nodes.cfg"
+    yield str(stage / "build" / "repsweep")
+    JOB = original
+    shutil.rmtree(stage, ignore_errors=True)
 
 
 def node_list(cluster3, job_id):
