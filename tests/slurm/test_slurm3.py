@@ -43,11 +43,13 @@ FAULT_BOUND = 300            # s from a fault to the job's completion (SlurmdTim
 #                              requeue ~15 s, the rest of the sweep ~20-60 s on 2 loaded cores)
 
 
-@pytest.fixture(scope="module", autouse=True)
+@pytest.fixture(scope="session", autouse=True)
 def repsweep_bin(request):
     """The binary, its data (share/) and the job, copied below /var/tmp: each node has a private
     /tmp, so a checkout (or a CI clone) under /tmp is not visible on the nodes. Overrides
-    conftest's repsweep_bin for this module; JOB points at the staged job file meanwhile."""
+    conftest's repsweep_bin for this module (session scope, as conftest's `references` that
+    uses it: ctest runs this file in a pytest of its own); JOB points at the staged job file
+    meanwhile."""
     global JOB
     import shutil
     import tempfile
