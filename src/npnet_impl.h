@@ -149,7 +149,7 @@ void NP(init)(struct NP_ENGINE *e, double gain, rs_np_normal_fn normal, void *ct
  * a threaded build (as net_impl.h: a serial OpenBLAS may lack the locking for concurrent
  * calls; a multi-threaded one must not be called from an OpenMP team), and only for products
  * of 2^18 multiply-adds or more (tens of microseconds; forking costs more below). */
-static void NP(gemm_rows)(const struct NP_ENGINE *e, CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int m,
+static void NP(gemm_rows)(const struct NP_ENGINE *e, enum CBLAS_TRANSPOSE ta, enum CBLAS_TRANSPOSE tb, int m,
                           int nc, int k, const REAL *A, int lda, const REAL *B, int ldb,
                           REAL beta, REAL *C, int ldc)
 {

@@ -1,6 +1,5 @@
 /* cmd_fit.c — `repsweep fit`: fit the effective theory (Eq. 49, Eq. 9) to trajectories
  * read from files (trajfile.h), and write the fit variables as CSV or JSON. */
-#include <cblas.h>
 #include <getopt.h>
 #include <math.h>
 #include <stdio.h>
@@ -9,6 +8,7 @@
 
 #include "commands.h"
 #include "options.h"
+#include "repsweep/blas.h"
 #include "repsweep/control.h"
 #include "repsweep/fit.h"
 #include "repsweep/status.h"
@@ -300,7 +300,7 @@ int cmd_fit(int argc, char **argv)
     /* as trial and run do: GSL's least squares call OpenBLAS, whose threaded kernels sum in
      * another order; an ill-conditioned fit (narrow, gain 1.6, lr 3e-4, gap 1, seed 1)
      * then ends at 1/tau_h 110.53208998 instead of the sweep's 110.53209000 */
-    openblas_set_num_threads(1);
+    rs_blas_single_thread();
     rs_traj_set set = {0};
     char err[1024];
     for (int i = 0; i < o.nfiles; i++) {
