@@ -5,7 +5,6 @@
 
 #include <gsl/gsl_randist.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,17 +30,6 @@ struct rs_npnet {
 #define ENGINE(n, fn, ...)                                                                       \
     ((n)->e64 ? rs_npe_##fn##_f64((n)->e64, __VA_ARGS__) : rs_npe_##fn##_f32((n)->e32, __VA_ARGS__))
 #define ENGINE0(n, fn) ((n)->e64 ? rs_npe_##fn##_f64((n)->e64) : rs_npe_##fn##_f32((n)->e32))
-
-static int fail(char *why, size_t why_len, const char *fmt, ...)
-{
-    if (why && why_len) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(why, why_len, fmt, ap);
-        va_end(ap);
-    }
-    return RS_E_INVALID;
-}
 
 void rs_npnet_options_default(rs_npnet_options *o, double lr)
 {
@@ -77,19 +65,21 @@ static int check_config(const rs_arch *arch, int in_dim, int out_dim, size_t n_p
     if (rs_arch_validate(arch, why, why_len) != RS_OK)
         return RS_E_INVALID;
     if (arch->conv_channels > 0 || arch->skip || arch->dropout > 0)
-        return fail(why, why_len, "the N-point engine has dense layers only (no convolution, "
-                                  "skip connections or dropout)");
+        return rs_fail(why, why_len, RS_E_INVALID, "the N-point engine has dense layers only "
+                       "(no convolution, skip connections or dropout)");
     if (in_dim < 1 || out_dim < 1 || n_points < 1 || max_pairs < 0)
-        return fail(why, why_len, "in_dim, out_dim and the point count must be >= 1");
+        return rs_fail(why, why_len, RS_E_INVALID,
+                       "in_dim, out_dim and the point count must be >= 1");
     if (!(o->lr > 0) || o->chunk_rows < 1)
-        return fail(why, why_len, "lr must be > 0 and chunk_rows >= 1");
+        return rs_fail(why, why_len, RS_E_INVALID, "lr must be > 0 and chunk_rows >= 1");
     if ((unsigned)o->optimizer > RS_OPT_ADAM)
-        return fail(why, why_len, "unknown optimizer");
+        return rs_fail(why, why_len, RS_E_INVALID, "unknown optimizer");
     if (o->optimizer == RS_OPT_ADAM && !(o->beta1 >= 0 && o->beta1 < 1 && o->beta2 >= 0 &&
                                          o->beta2 < 1 && o->eps > 0))
-        return fail(why, why_len, "Adam needs 0 <= beta1, beta2 < 1 and eps > 0");
+        return rs_fail(why, why_len, RS_E_INVALID, "Adam needs 0 <= beta1, beta2 < 1 and eps > 0");
     if (o->observed_stage < -1 || o->observed_stage >= arch->hidden_layers)
-        return fail(why, why_len, "observed_stage must be -1 or 0..%d", arch->hidden_layers - 1);
+        return rs_fail(why, why_len, RS_E_INVALID, "observed_stage must be -1 or 0..%d",
+                       arch->hidden_layers - 1);
     return RS_OK;
 }
 
@@ -100,7 +90,7 @@ rs_npnet *rs_npnet_alloc(const rs_arch *arch, int in_dim, int out_dim, size_t n_
     if (check_config(arch, in_dim, out_dim, n_points, max_pairs, opt, why, why_len) != RS_OK)
         return NULL;
     if ((unsigned)precision > RS_PRECISION_FLOAT32) {
-        fail(why, why_len, "unknown precision");
+        rs_fail(why, why_len, RS_E_INVALID, "unknown precision");
         return NULL;
     }
     rs_npnet *n = calloc(1, sizeof *n);
@@ -140,7 +130,7 @@ rs_npnet *rs_npnet_alloc(const rs_arch *arch, int in_dim, int out_dim, size_t n_
         n->order[i] = i;
     return n;
 nomem:
-    fail(why, why_len, "out of memory for the N-point workspace");
+    rs_fail(why, why_len, RS_E_INVALID, "out of memory for the N-point workspace");
     rs_npnet_free(n);
     return NULL;
 }
